@@ -1,0 +1,71 @@
+"""The `assay` command line (typer). Each command group lives in assay/commands/<name>.py;
+modules there import heavy things (litellm, docker, torch) inside the command functions so
+that `assay --help` stays fast."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from assay.errors import UserError
+
+app = typer.Typer(
+    name="assay",
+    help="Code generation with execution-grounded test-time search.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+_DEBUG = False
+
+
+@app.callback()
+def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors.")) -> None:
+    global _DEBUG
+    _DEBUG = debug or bool(os.environ.get("ASSAY_DEBUG"))
+
+
+def _register() -> None:
+    from assay.commands import bench, demo, kernel, runs, sandbox, select, solve
+
+    for module in (sandbox, select, solve, bench, kernel, runs, demo):
+        module.register(app)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: user errors become one sentence on stderr and exit code 2."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except UserError as e:
+        if _DEBUG:
+            raise
+        print(f"assay: {e}", file=sys.stderr)
+        sys.exit(e.exit_code)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        print("assay: interrupted; finished stages are kept in the run directory.", file=sys.stderr)
+        sys.exit(130)
+    except Exception as e:  # click usage errors come through here too
+        import click
+
+        if isinstance(e, click.exceptions.Abort):
+            sys.exit(130)
+        if isinstance(e, click.ClickException):
+            e.show()
+            sys.exit(2)
+        if _DEBUG:
+            raise
+        print(f"assay: internal error: {type(e).__name__}: {e} (rerun with --debug for a traceback)",
+              file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

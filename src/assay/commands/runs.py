@@ -1,0 +1,7 @@
+"""`assay runs` command(s)."""
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    pass  # filled in by its owner

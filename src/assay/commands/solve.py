@@ -1,0 +1,7 @@
+"""`assay solve` command(s)."""
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    pass  # filled in by its owner
