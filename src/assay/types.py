@@ -103,6 +103,9 @@ class Evidence(BaseModel):
     inputs: list[str] = Field(default_factory=list)
     signatures: dict[str, list[str]] = Field(default_factory=dict)
     load_errors: dict[str, str] = Field(default_factory=dict)  # candidate failed to import
+    # short failure detail per (candidate, test), e.g. "f(2) returned 3, expected 4", only
+    # for tests that did not pass; feeds self-debug rounds and judges.
+    messages: dict[str, dict[str, str]] = Field(default_factory=dict)
     judgements: list[dict[str, Any]] = Field(default_factory=list)
 
     def passed(self, cid: str, trusted: bool | None = None) -> list[str]:
