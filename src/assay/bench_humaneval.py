@@ -187,7 +187,7 @@ def run_humaneval_bench(
         if on_task_done:
             on_task_done(result)
     scores.sort(key=lambda s: [int(p) if p.isdigit() else p for p in s.task_id.replace("/", " ").split()])
-    ks = [k for k in (1, 2, 5, 10, 20, 50, 100) if k <= max(cfg.samples, 1)]
+    ks = sorted({k for k in (1, 2, 5, 10, 20, 50, 100) if k <= cfg.samples} | {max(cfg.samples, 1)})
     result = {
         "benchmark": "humaneval",
         "command": command,

@@ -17,8 +17,7 @@ from assay.types import Budget, BudgetExceeded, Candidate, Evidence, Selection, 
 
 log = logging.getLogger(__name__)
 
-# The best model-free pipeline measured on candidate pools (benches/results/select_quality.md).
-DEFAULT_SELECTOR = "public|dedup|codet"
+from assay.selectors.pipeline import DEFAULT_PIPELINE as DEFAULT_SELECTOR  # noqa: E402 (one source of truth)
 
 
 @dataclass
@@ -122,7 +121,7 @@ def run_search(task: Task, cfg: SearchConfig, *, model, runner, store: RunStore 
         selection = Selection.model_validate(store.load(task.id, "50_selection.json"))
     else:
         ctx = SelectContext(model=model, budget=budget, runner=runner, rng=rng)
-        selection = run_pipeline(cfg.selector, task, valid, evidence, ctx)
+        selection, _stages = run_pipeline(cfg.selector, task, valid, evidence, ctx)
         if store is not None:
             store.save(task.id, "50_selection.json", selection)
     spent3 = budget.spent

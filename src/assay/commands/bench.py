@@ -42,6 +42,9 @@ def run_humaneval(*, model_name: str | None, model_source: str | None, strategy:
     cfg = SearchConfig(strategy=strategy, samples=samples, rounds=rounds,
                        selector=selector or DEFAULT_SELECTOR, seed=settings.seed, test_count=test_count)
     parse_pipeline(cfg.selector)
+    from assay.selectors.pipeline import require_model
+
+    require_model(cfg.selector, bool(settings.model))
     get_strategy(cfg.strategy)
     items = load_humaneval(ids, limit)
     rid = run_id or run_id_for("humaneval", [t.id for t, _ in items], settings.model, cfg.__dict__)
@@ -76,6 +79,11 @@ def run_humaneval(*, model_name: str | None, model_source: str | None, strategy:
         table.add_row(f"cost {stage}", f"{c['calls']} calls, {c['tokens_in']}+{c['tokens_out']} tok, {usd}")
     table.add_row("wall time", f"{result['wall_s']:.1f} s")
     out.print(table)
+    tasks = Table("task", "samples ok", "chosen", "chosen ok", "why", title="per task")
+    for t in result["per_task"]:
+        tasks.add_row(t["task_id"], f"{t['correct_samples']}/{t['samples']}", str(t["chosen"]),
+                      f"{t['selected_pass1']:.2f}", t["rationale"])
+    out.print(tasks)
     out.print("wrote " + ", ".join(result["written"]) + f"; run directory {store.dir}")
     return result
 

@@ -41,7 +41,10 @@ def solve(
                        selector=selector or DEFAULT_SELECTOR, seed=settings.seed)
     from assay.selectors.pipeline import parse_pipeline
 
-    parse_pipeline(cfg.selector)  # bad spec: fail before spending anything
+    parse_pipeline(cfg.selector)
+    from assay.selectors.pipeline import require_model
+
+    require_model(cfg.selector, bool(settings.model))  # bad spec: fail before spending anything
     from assay.agent.strategies import get_strategy
 
     get_strategy(cfg.strategy)

@@ -1,0 +1,100 @@
+"""The `assay` command line as a user runs it (subprocesses, real sandbox, replayed model)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ASSAY = [sys.executable, "-m", "assay.cli"]
+
+PROBLEM = """# Sum of absolute values
+
+Write `add_abs(a, b)` returning |a| + |b|.
+
+```python
+def add_abs(a: int, b: int) -> int:
+    \"\"\"
+    >>> add_abs(1, 2)
+    3
+    \"\"\"
+```
+"""
+
+
+def run(args, cwd, env_extra=None, timeout=180):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSAY_")}
+    env.update(env_extra or {})
+    return subprocess.run(ASSAY + args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_help_does_not_import_litellm():
+    code = "import sys, assay.cli; print('litellm' in sys.modules, 'docker' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+    r = run(["--help"], ROOT)
+    assert r.returncode == 0
+    for cmd in ("solve", "select", "bench", "sandbox", "runs", "demo"):
+        assert cmd in r.stdout
+
+
+def _recording(path: Path, samples: list[str], tests: str) -> Path:
+    rows = [
+        {"task_id": "problem", "trajectory": "self_debug", "prompt_contains": "Complete the following",
+         "responses": samples},
+        {"task_id": "problem", "trajectory": "testgen", "responses": [tests]},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_solve_with_a_replayed_model_prints_the_chosen_program(tmp_path):
+    (tmp_path / "problem.md").write_text(PROBLEM)
+    rec = _recording(tmp_path / "rec.jsonl", [
+        "```python\ndef add_abs(a, b):\n    return a + b\n```",
+        "```python\ndef add_abs(a, b):\n    return abs(a) + abs(b)\n```",
+        "```python\ndef add_abs(a, b):\n    return abs(a) + abs(b)  # same behaviour\n```",
+    ], "```python\nassert add_abs(-1, -1) == 2\nassert add_abs(3, -4) == 7\n```")
+    r = run(["solve", "--problem", "problem.md", "--model", f"replay:{rec}", "--samples", "3", "--rounds", "0",
+             "--selector", "public|dedup|codet"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "abs(a) + abs(b)" in r.stdout and "chosen" in r.stdout
+    results = list((tmp_path / "runs").glob("solve-*/problem/result.py"))
+    assert len(results) == 1 and "abs(a)" in results[0].read_text()
+    # the same command again resumes from the run store (the recording is used up, so a
+    # second generation would fail)
+    r2 = run(["solve", "--problem", "problem.md", "--model", f"replay:{rec}", "--samples", "3", "--rounds", "0",
+              "--selector", "public|dedup|codet"], tmp_path)
+    assert r2.returncode == 0, r2.stderr
+
+
+def test_user_errors_are_one_sentence_and_exit_2(tmp_path):
+    (tmp_path / "problem.md").write_text(PROBLEM)
+    cases = [
+        (["solve", "--problem", "problem.md"], "needs a model"),
+        (["solve", "--problem", "missing.md", "--model", "x/y"], "does not exist"),
+        (["solve", "--problem", "problem.md", "--model", "x/y", "--selector", "public|nope"], "unknown selector 'nope'"),
+        (["solve", "--problem", "problem.md", "--model", "x/y", "--strategy", "magic"], "unknown strategy"),
+        (["solve", "--problem", "problem.md", "--selector", "tournament"], "needs a model"),
+        (["runs", "show", "nothing-here"], "no run"),
+    ]
+    for args, words in cases:
+        r = run(args, tmp_path)
+        assert r.returncode == 2, (args, r.stdout, r.stderr)
+        assert words in r.stderr, (args, r.stderr)
+        assert "Traceback" not in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_demo_runs_offline_and_picks_correct_programs(tmp_path):
+    r = run(["demo", "--quiet"], tmp_path, timeout=300)
+    assert r.returncode == 0, r.stderr
+    result = json.loads(next((tmp_path / "runs" / "demo-results").glob("*.json")).read_text())
+    assert result["model_source"].startswith("ReplayModel")
+    s = result["summary"]
+    assert s["tasks"] == 5
+    # Hand-written samples: 2/3, 2/3, 1/3, 2/3, 3/3 correct in round 0 (HumanEval/29's substring
+    # variant passes HumanEval's own hidden test), so zero-shot pass@1 is 10/15.
+    assert abs(s["zero_shot_pass1"] - 10 / 15) < 1e-9
+    assert s["selected_pass1"] == 1.0
