@@ -41,7 +41,10 @@ _register()
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: user errors become one sentence on stderr and exit code 2."""
     try:
-        app(args=argv, standalone_mode=False)
+        rc = app(args=argv, standalone_mode=False)
+        # click returns (not raises) typer.Exit's code when standalone_mode is False
+        if isinstance(rc, int) and rc != 0:
+            sys.exit(rc)
     except UserError as e:
         if _DEBUG:
             raise

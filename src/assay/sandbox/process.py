@@ -82,16 +82,17 @@ def run_process(
     for f in (proc.stdout, proc.stderr):
         os.set_blocking(f.fileno(), False)
         sel.register(f.fileno(), selectors.EVENT_READ)
+    # stdin is fed from the same loop that drains stdout/stderr: writing it all up front
+    # deadlocks (past the deadline) when the child writes a pipe-full before reading stdin.
+    stdin_fd = None
+    pending = memoryview(stdin or b"")
     if stdin is not None:
-        try:
-            proc.stdin.write(stdin)
-        except (BrokenPipeError, OSError):
-            pass
-        finally:
-            try:
-                proc.stdin.close()
-            except OSError:
-                pass
+        if pending:
+            stdin_fd = proc.stdin.fileno()
+            os.set_blocking(stdin_fd, False)
+            sel.register(stdin_fd, selectors.EVENT_WRITE)
+        else:
+            proc.stdin.close()
     deadline = start + wall_s
     open_fds = set(bufs)
     while open_fds:
@@ -102,6 +103,18 @@ def run_process(
             break
         for key, _ in sel.select(timeout=min(remaining, 0.5)):
             fd = key.fd
+            if fd == stdin_fd:
+                try:
+                    pending = pending[os.write(fd, pending[:_CHUNK]):]
+                except BlockingIOError:
+                    continue
+                except OSError:  # the child closed its stdin (EPIPE): the rest is not wanted
+                    pending = pending[:0]
+                if not pending:
+                    sel.unregister(fd)
+                    proc.stdin.close()
+                    stdin_fd = None
+                continue
             try:
                 data = os.read(fd, _CHUNK)
             except BlockingIOError:
@@ -121,6 +134,11 @@ def run_process(
                     killed_reason = "output"
                     _kill_group(proc)
     sel.close()
+    if stdin_fd is not None:  # exited (or killed) without reading all of it
+        try:
+            proc.stdin.close()
+        except OSError:
+            pass
     try:
         exit_code = proc.wait(timeout=max(0.0, deadline - time.monotonic()) + 1.0)
     except subprocess.TimeoutExpired:

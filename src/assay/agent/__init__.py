@@ -1,0 +1,1 @@
+"""Everything that talks to a model: models, prompts, generation strategies, model-written tests."""

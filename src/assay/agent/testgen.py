@@ -1,0 +1,217 @@
+"""Tests for function tasks: trusted ones from the prompt's doctest examples, and untrusted
+model-written ones (assert statements, random-input generators for fuzzing)."""
+
+from __future__ import annotations
+
+import ast
+import doctest
+import logging
+import re
+from typing import Any
+
+from assay.agent.codeparse import code_blocks, extract_function_source
+from assay.agent.models import bind
+from assay.agent.render import problem_block, render
+from assay.types import BudgetExceeded, Budget, Task, TestCase
+
+log = logging.getLogger("assay.testgen")
+
+SYSTEM = "You are an expert Python programmer and a careful tester."
+
+
+def _docstring_of(prompt: str, entry_point: str) -> str:
+    """The entry point's docstring when the prompt parses, else the whole prompt."""
+    try:
+        tree = ast.parse(prompt)
+    except SyntaxError:
+        return prompt
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == entry_point:
+            return ast.get_docstring(node, clean=True) or ""
+    return prompt
+
+
+def _calls_entry(src: str, entry_point: str) -> bool:
+    try:
+        tree = ast.parse(src)
+    except SyntaxError:
+        return False
+    return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == entry_point
+               for n in ast.walk(tree))
+
+
+def _example_assert(source: str, want: str) -> str | None:
+    """`assert <expr> == <want>` for one doctest example (abs tolerance for a float result);
+    None when `want` is not a Python value. An example without output is kept only when it
+    is itself a comparison (`>>> f(1) == 2`, a common docstring slip)."""
+    want = want.strip()
+    if not want:
+        expr = ast.parse(source, mode="eval").body
+        return f"assert {source}" if isinstance(expr, ast.Compare) else None
+    if want.startswith("Traceback"):
+        return None
+    try:
+        value = ast.parse(want, mode="eval").body
+    except SyntaxError:
+        return None
+    if isinstance(value, ast.Constant) and isinstance(value.value, float):
+        return f"assert abs({source} - {want}) < 1e-6"
+    if isinstance(value, ast.UnaryOp) and isinstance(value.operand, ast.Constant) \
+            and isinstance(value.operand.value, float):
+        return f"assert abs({source} - ({want})) < 1e-6"
+    return f"assert {source} == {want}"
+
+
+_ARROW = re.compile(r"\s*(?:==>|=>|➞|->|→|==|should return|returns|return)\s*")
+
+
+def _prose_examples(doc: str, entry_point: str) -> list[tuple[str, str]]:
+    """`f(1, 2) ==> 3`, `f(x) ➞ True`, `f("a") should return 'A'.` lines (HumanEval's later
+    problems): (call source, expected literal) where both parse and the value is a literal."""
+    out = []
+    for line in doc.splitlines():
+        line = re.sub(r"^\s*(?:for\s+)?", "", line).split("  #")[0].strip()
+        if not line.startswith(entry_point + "(") or line.startswith(">>>"):
+            continue
+        for m in _ARROW.finditer(line):
+            call, want = line[:m.start()].strip(), line[m.end():].strip().rstrip(".").strip()
+            try:
+                expr = ast.parse(call, mode="eval").body
+                value = ast.literal_eval(want)
+                if isinstance(expr, ast.Call):
+                    for arg in [*expr.args, *(k.value for k in expr.keywords)]:
+                        ast.literal_eval(arg)  # literal arguments only (`f(a)` is prose)
+            except (SyntaxError, ValueError, TypeError, MemoryError, RecursionError):
+                continue
+            if want.startswith("(") and not isinstance(value, tuple):
+                continue  # `("Venus")`: a one-element tuple written without its comma
+            if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name) \
+                    and expr.func.id == entry_point:
+                out.append((call, want))
+                break
+    return out
+
+
+def public_tests_from_docstring(prompt: str, entry_point: str) -> list[TestCase]:
+    """Trusted tests from the examples in the entry point's docstring (HumanEval's public
+    tests): `>>>` doctest examples, and `f(args) ==> value` style lines. Statement examples
+    (`>>> x = 3`) become setup for the later ones."""
+    doc = _docstring_of(prompt, entry_point)
+    try:
+        examples = [(ex.source, ex.want) for ex in doctest.DocTestParser().get_examples(doc)]
+    except ValueError:  # inconsistent indentation inside the docstring
+        examples = []
+    examples += _prose_examples(doc, entry_point)
+    tests: list[TestCase] = []
+    setup: list[str] = []
+    seen: set[str] = set()
+    for source, want in examples:
+        source = source.strip()
+        try:
+            source = ast.unparse(ast.parse(source, mode="eval"))  # also drops comments
+        except SyntaxError:
+            if _parses(source):
+                setup.append(source)
+            continue
+        if not _calls_entry(source, entry_point):
+            continue
+        check = _example_assert(source, want)
+        if check is None or not _parses(check):
+            continue
+        if check in seen:
+            continue
+        seen.add(check)
+        full = "\n".join([*setup, check])
+        tests.append(TestCase(id=f"public_{len(tests)}", source=full, origin="public", trusted=True))
+    return tests
+
+
+def _parses(src: str) -> bool:
+    try:
+        ast.parse(src)
+    except SyntaxError:
+        return False
+    return True
+
+
+def _messages(prompt: str) -> list[dict[str, str]]:
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}]
+
+
+def generate_tests(task: Task, model: Any, n: int = 10, budget: Budget | None = None, *,
+                   samples: int = 1, temperature: float | None = None) -> list[TestCase]:
+    """Up to `n` model-written assert tests (untrusted, origin "generated"), deduplicated
+    against each other and the task's public tests. `samples` answers are pooled.
+    A spent budget stops cleanly with what was gathered."""
+    from assay.asserts import parse_asserts
+
+    entry = task.entry_point or ""
+    prompt = render("testgen_asserts.j2", problem=problem_block(task.statement), entry_point=entry, n=n)
+    m = bind(model, task_id=task.id, trajectory="testgen")
+    seen = {_normal(t.source) for t in task.public_tests}
+    tests: list[TestCase] = []
+    try:
+        if budget is not None:
+            budget.check()
+        answers = m.complete(_messages(prompt), n=samples, temperature=temperature)
+    except BudgetExceeded as e:
+        log.info("test generation for %s stopped: %s", task.id, e)
+        return tests
+    for ans in answers:
+        for src in parse_asserts(ans.text, entry):
+            key = _normal(src)
+            if key in seen or len(tests) >= n:
+                continue
+            seen.add(key)
+            tests.append(TestCase(id=f"gen_{len(tests)}", source=src, origin="generated", trusted=False))
+    return tests
+
+
+def _normal(src: str) -> str:
+    try:
+        return ast.unparse(ast.parse(src))
+    except SyntaxError:
+        return src.strip()
+
+
+def _valid_generator(src: str) -> str | None:
+    """Why `src` is not a usable `gen_input(rng)` definition, or None if it is."""
+    try:
+        tree = ast.parse(src)
+    except SyntaxError as e:
+        return f"SyntaxError: {e.msg}"
+    fn = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "gen_input"), None)
+    if fn is None:
+        return "no function gen_input"
+    if len(fn.args.args) != 1:
+        return "gen_input must take exactly one argument (rng)"
+    return None
+
+
+def generate_input_generators(task: Task, model: Any, n: int = 1, budget: Budget | None = None, *,
+                              temperature: float | None = None) -> list[str]:
+    """Up to `n` sources each defining `gen_input(rng) -> tuple` (random valid arguments for
+    the entry point, for fuzzing); answers that do not parse or lack it are dropped.
+    The sources are untrusted and must only run inside a sandbox."""
+    prompt = render("testgen_inputs.j2", problem=problem_block(task.statement), entry_point=task.entry_point or "")
+    m = bind(model, task_id=task.id, trajectory="input_generators")
+    try:
+        if budget is not None:
+            budget.check()
+        answers = m.complete(_messages(prompt), n=n, temperature=temperature)
+    except BudgetExceeded as e:
+        log.info("input-generator generation for %s stopped: %s", task.id, e)
+        return []
+    out: list[str] = []
+    for ans in answers:
+        src = extract_function_source(ans.text, "gen_input")
+        if src is None:
+            blocks = code_blocks(ans.text)
+            src = blocks[-1] if blocks else ans.text
+        reason = _valid_generator(src)
+        if reason is not None:
+            log.info("dropped an input generator for %s: %s", task.id, reason)
+            continue
+        if src not in out:
+            out.append(src)
+    return out

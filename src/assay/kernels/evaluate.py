@@ -1,0 +1,323 @@
+"""The whole protocol for one candidate: gate -> build -> correctness -> timing -> verdict.
+
+Builds run in their own process with their own build directory (one per candidate source
+hash, which is also the build cache) and a timeout; many build in parallel on CPU threads
+while evaluations (which own the GPU) run one at a time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import statistics
+import sys
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from assay.kernels import gate as G
+from assay.kernels.problem import Problem
+from assay.kernels.timing import REVIEW_SPEEDUP, escaped_stream, speedup
+from assay.kernels.worker import MARK
+from assay.sandbox.base import Limits, Sandbox
+from assay.sandbox.process import rlimit_preexec, run_process
+from assay.types import ExecResult
+
+STATUSES = ("gate", "compile", "runtime", "mismatch", "mutated", "nondeterministic", "stale", "timeout",
+            "error", "correct")
+
+
+@dataclass
+class EvalConfig:
+    device: str = "cpu"
+    trials: int = 5
+    seed: int = 42
+    tolerance: float | None = None  # None: per dtype (1e-4 fp32); KernelBench used 1e-2
+    timing: bool | None = None  # None: only on CUDA
+    warmup: int = 10
+    timing_trials: int = 100
+    repeats: int = 1
+    rotate: int = 4
+    baselines: tuple[str, ...] = ("eager", "compile")
+    baseline: str = "eager"  # which baseline speedup/fast_p compare against
+    timing_basis: str = "synced"  # "synced" (KernelBench) or "device" (do_bench-like)
+    profile: bool = False
+    compile_timeout_s: float = 600.0
+    eval_timeout_s: float = 600.0
+    compile_workers: int = 2
+    cache_dir: str | None = None
+    policy: G.GatePolicy = field(default_factory=G.GatePolicy)
+    memory_mb: int = 32768  # CPU runs only: CUDA reserves far more address space than it uses
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.device.startswith("cuda")
+
+    @property
+    def timed(self) -> bool:
+        return self.is_cuda if self.timing is None else self.timing
+
+
+@dataclass
+class Verdict:
+    candidate_id: str
+    status: str  # one of STATUSES
+    message: str = ""
+    gate_rules: list[str] = field(default_factory=list)
+    compile_log: str = ""
+    timing: dict[str, Any] | None = None
+    ref_ms: float | None = None
+    new_ms: float | None = None
+    speedup: float | None = None
+    speedups: dict[str, float | None] = field(default_factory=dict)  # per baseline and basis
+    review: list[str] = field(default_factory=list)
+    profile: str | None = None
+    source_hash: str = ""
+
+    @property
+    def correct(self) -> bool:
+        return self.status == "correct"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["correct"] = self.correct
+        return d
+
+    def feedback(self, limit: int = 3000) -> str:
+        """What the model sees next round: the compiler error, the mismatch, or the timing."""
+        if self.status == "gate":
+            text = f"Your code was rejected before building ({', '.join(self.gate_rules)}): {self.message}"
+        elif self.status == "compile":
+            text = f"Your code failed to build:\n{self.compile_log or self.message}"
+        elif self.correct:
+            text = f"Correct. {self.message}"
+            if self.profile:
+                text += f"\nProfiler summary (top ops):\n{self.profile}"
+        else:
+            text = f"Your kernel is not correct ({self.status}): {self.message}"
+        return text if len(text) <= limit else text[: limit // 2] + "\n...\n" + text[-limit // 2:]
+
+
+def source_hash(source: str, device: str) -> str:
+    kind = "cuda" if device.startswith("cuda") else "cpu"
+    return hashlib.sha256(f"{kind}\0{source}".encode()).hexdigest()[:20]
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("ASSAY_KERNEL_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "assay" / "kernels"
+
+
+def require_torch() -> None:
+    import importlib.util
+
+    from assay.errors import UserError
+
+    if importlib.util.find_spec("torch") is None:
+        raise UserError("kernel mode needs PyTorch, which is not installed; run "
+                        "`pip install 'assay[kernels]'`.")
+
+
+class KernelEvaluator:
+    """Runs candidates through the protocol. `sandbox=None` (or a CUDA device, which bubblewrap
+    cannot reach without /dev/nvidia* binds) uses a plain child process with rlimits."""
+
+    def __init__(self, config: EvalConfig, sandbox: Sandbox | None = None) -> None:
+        self.config = config
+        self.sandbox = sandbox
+        self.cache = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
+        self.cache.mkdir(parents=True, exist_ok=True)
+        self._locks: dict[str, threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    # -- processes -------------------------------------------------------------------------
+    def _env(self, ws: Path, mode: str) -> dict[str, str]:
+        bindir = str(Path(sys.executable).parent)
+        env = {
+            "PATH": f"{bindir}:/usr/local/cuda/bin:/usr/local/bin:/usr/bin:/bin",
+            "HOME": ".", "LANG": "C.UTF-8",  # relative: the worker anchors them at its cwd, which
+            "TORCH_EXTENSIONS_DIR": "build", "TRITON_CACHE_DIR": "triton",  # a sandbox may remount
+            "MAX_JOBS": os.environ.get("MAX_JOBS", "4"), "PYTHONDONTWRITEBYTECODE": "1",
+            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
+        }
+        for k in ("CUDA_HOME", "TORCH_CUDA_ARCH_LIST", "CUDA_VISIBLE_DEVICES", "CC", "CXX"):
+            if k in os.environ:
+                env[k] = os.environ[k]
+        if not self.config.is_cuda:
+            env["TRITON_INTERPRET"] = "1"  # Triton kernels run on CPU through the interpreter
+            env["CUDA_VISIBLE_DEVICES"] = ""
+        elif mode == "compile":
+            env.setdefault("TORCH_CUDA_ARCH_LIST", os.environ.get("TORCH_CUDA_ARCH_LIST", "9.0"))
+        return env
+
+    def _run(self, ws: Path, spec: dict, timeout: float) -> tuple[dict | None, ExecResult]:
+        nonce = secrets.token_hex(8)
+        spec_path = ws / f"spec_{spec['mode']}.json"
+        spec_path.write_text(json.dumps(spec))
+        # Fresh copies every run: the candidate's previous process could have rewritten them.
+        here = Path(__file__).parent
+        shutil.copyfile(here / "worker.py", ws / "assay_kernel_worker.py")
+        shutil.copyfile(here / "timing.py", ws / "assay_kernel_timing.py")
+        cmd = [sys.executable if self.sandbox is None else self.sandbox.python(), "assay_kernel_worker.py",
+               spec_path.name]
+        env = self._env(ws, spec["mode"])
+        if self.sandbox is not None and not self.config.is_cuda:
+            limits = Limits(wall_s=timeout, memory_mb=self.config.memory_mb, pids=256, fsize_mb=512,
+                            output_bytes=1 << 20, env=env)
+            res = self.sandbox.run(cmd, ws, limits, stdin=(nonce + "\n").encode())
+        else:
+            res = run_process(cmd, cwd=str(ws), env=env, wall_s=timeout, output_bytes=1 << 20,
+                              stdin=(nonce + "\n").encode(),
+                              preexec_fn=rlimit_preexec(timeout + 5, None, None, 2048))
+        prefix = f"{MARK} {nonce} "
+        found = None
+        for line in res.stdout.splitlines():
+            if line.startswith(prefix):
+                found = json.loads(line[len(prefix):])
+        return found, res
+
+    def _workspace(self, problem: Problem, source: str) -> tuple[Path, str]:
+        h = source_hash(source, self.config.device)
+        ws = self.cache / h
+        ws.mkdir(parents=True, exist_ok=True)
+        (ws / "candidate.py").write_text(source)
+        (ws / f"problem_{problem.digest}.py").write_text(problem.source)
+        return ws, h
+
+    def _hash_lock(self, h: str) -> threading.Lock:
+        with self._lock:
+            return self._locks.setdefault(h, threading.Lock())
+
+    # -- stages ----------------------------------------------------------------------------
+    def gate(self, source: str) -> G.GateResult:
+        return G.check(source, self.config.policy)
+
+    def build(self, problem: Problem, source: str) -> dict:
+        """Build in a separate process; cached by source hash (`build.json` in its directory)."""
+        ws, h = self._workspace(problem, source)
+        with self._hash_lock(h):
+            marker = ws / "build.json"
+            if marker.exists():
+                return json.loads(marker.read_text())
+            spec = {"mode": "compile", "problem_file": f"problem_{problem.digest}.py",
+                    "candidate_file": "candidate.py", "device": self.config.device,
+                    "seed": self.config.seed}
+            found, res = self._run(ws, spec, self.config.compile_timeout_s)
+            log = (res.stdout[-4000:] + "\n" + res.stderr[-8000:]).strip()
+            if res.timed_out:
+                out = {"ok": False, "status": "timeout",
+                       "message": f"the build took over {self.config.compile_timeout_s:.0f} s", "log": log}
+            elif found is None:
+                out = {"ok": False, "status": "compile",
+                       "message": f"the build process died (exit {res.exit_code}, {res.killed_reason or 'no result'})",
+                       "log": log}
+            else:
+                ok = found["status"] == "built"
+                out = {"ok": ok, "status": found["status"], "message": found.get("message", ""),
+                       "log": log, "seconds": round(res.duration_s, 2)}
+            if out["status"] != "timeout":
+                marker.write_text(json.dumps(out))
+            return out
+
+    def check(self, problem: Problem, source: str) -> dict:
+        """Correctness (+ timing, + profile) in a fresh process."""
+        ws, _ = self._workspace(problem, source)
+        c = self.config
+        spec = {"mode": "eval", "problem_file": f"problem_{problem.digest}.py",
+                "candidate_file": "candidate.py", "device": c.device, "seed": c.seed,
+                "trials": max(5, c.trials), "tolerance": c.tolerance, "profile": c.profile,
+                "timing": {"warmup": c.warmup, "trials": c.timing_trials, "repeats": c.repeats,
+                           "rotate": c.rotate, "baselines": list(c.baselines)} if c.timed else None}
+        found, res = self._run(ws, spec, c.eval_timeout_s)
+        if res.timed_out:
+            return {"status": "timeout", "message": f"the evaluation took over {c.eval_timeout_s:.0f} s"}
+        if found is None:
+            tail = (res.stderr or res.stdout)[-3000:]
+            return {"status": "runtime", "message": f"the evaluation process died (exit {res.exit_code}, "
+                                                    f"{res.killed_reason or 'no result'}):\n{tail}"}
+        return found
+
+    def evaluate(self, problem: Problem, source: str, cid: str = "candidate") -> Verdict:
+        g = self.gate(source)
+        h = source_hash(source, self.config.device)
+        if not g.ok:
+            return Verdict(cid, "gate", g.summary(), gate_rules=g.rules, source_hash=h)
+        built = self.build(problem, source)
+        return self._after_build(problem, source, cid, built)
+
+    def _after_build(self, problem: Problem, source: str, cid: str, built: dict) -> Verdict:
+        h = source_hash(source, self.config.device)
+        if not built["ok"]:
+            return Verdict(cid, built["status"] if built["status"] in STATUSES else "compile", built["message"],
+                           compile_log=(built["message"] + "\n" + built.get("log", ""))[-8000:], source_hash=h)
+        r = self.check(problem, source)
+        v = Verdict(cid, r["status"] if r["status"] in STATUSES else "error", r.get("message", ""), source_hash=h,
+                    profile=r.get("profile"))
+        if v.correct and r.get("timing"):
+            self._apply_timing(v, r["timing"])
+        return v
+
+    def _apply_timing(self, v: Verdict, t: dict) -> None:
+        c = self.config
+        v.timing = t
+        if t.get("stale_after_timing"):
+            v.status = "stale"
+            v.message = ("after the timing run the same input buffers got new values and the candidate's "
+                         f"output was wrong (results cached across calls): {t['stale_after_timing']}")
+            return
+
+        def med(name: str, mode: str) -> float | None:
+            runs = t["runs"].get(name, {}).get(mode) or []
+            return statistics.median(r["median_ms"] for r in runs) if runs else None
+
+        for base in ("eager", "compile"):
+            for mode in ("synced", "device"):
+                v.speedups[f"{base}/{mode}"] = speedup(med(base, mode), med("candidate", mode))
+        v.ref_ms, v.new_ms = med(c.baseline, c.timing_basis), med("candidate", c.timing_basis)
+        v.speedup = v.speedups.get(f"{c.baseline}/{c.timing_basis}")
+        if v.speedup is not None and v.speedup > REVIEW_SPEEDUP:
+            v.review.append(f"speedup {v.speedup:.1f}x is over {REVIEW_SPEEDUP:.0f}x: check it by hand")
+        dev, syn = med("candidate", "device"), med("candidate", "synced")
+        if c.is_cuda and dev is not None and syn is not None and escaped_stream(dev, syn):
+            v.review.append(f"synced time {syn:.3f} ms is far above device time {dev:.3f} ms: work may run "
+                            "outside the timed stream")
+        parts = [f"candidate {v.new_ms:.4f} ms vs {c.baseline} {v.ref_ms:.4f} ms ({c.timing_basis} time)"
+                 if v.new_ms and v.ref_ms else "timed"]
+        if v.speedup:
+            parts.append(f"speedup {v.speedup:.2f}x")
+        v.message = "; ".join(parts)
+
+    def evaluate_many(self, problem: Problem, items: list[tuple[str, str]]) -> list[Verdict]:
+        """Gate all, build the survivors in parallel, evaluate each as soon as it is built (one at a
+        time: evaluations own the device). Returns verdicts in input order."""
+        verdicts: dict[str, Verdict] = {}
+        to_build = []
+        for cid, src in items:
+            g = self.gate(src)
+            if g.ok:
+                to_build.append((cid, src))
+            else:
+                verdicts[cid] = Verdict(cid, "gate", g.summary(), gate_rules=g.rules,
+                                        source_hash=source_hash(src, self.config.device))
+        evaluator = ThreadPoolExecutor(max_workers=1)
+        futures: list[Future] = []
+        with ThreadPoolExecutor(max_workers=max(1, self.config.compile_workers)) as builders:
+            builds = {builders.submit(self.build, problem, src): (cid, src) for cid, src in to_build}
+            from concurrent.futures import as_completed
+
+            for fut in as_completed(builds):
+                cid, src = builds[fut]
+                futures.append(evaluator.submit(self._after_build, problem, src, cid, fut.result()))
+        for f in futures:
+            v = f.result()
+            verdicts[v.candidate_id] = v
+        evaluator.shutdown()
+        return [verdicts[cid] for cid, _ in items]
+
+    def clear(self, source: str) -> None:
+        shutil.rmtree(self.cache / source_hash(source, self.config.device), ignore_errors=True)

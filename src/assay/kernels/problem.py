@@ -1,0 +1,141 @@
+"""KernelBench problems: a Python file with `class Model(nn.Module)`, `get_inputs()`,
+`get_init_inputs()` and module-level shape constants (`batch_size = 16`, `dim = 16384`).
+
+Loading reads the file as text and checks its shape with `ast`; nothing is imported here (the
+problem runs later in the worker process). `shrink` rewrites large module-level integer
+constants so CPU tests and CPU smoke runs stay small.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from assay.errors import UserError
+
+
+@dataclass(frozen=True)
+class Problem:
+    id: str  # e.g. "level1/19_ReLU" or the file stem
+    name: str
+    source: str
+    path: str = ""
+    level: int | None = None
+    number: int | None = None
+    constants: dict[str, int | float] = field(default_factory=dict)
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.source.encode()).hexdigest()[:16]
+
+
+def _check_format(source: str, where: str) -> dict[str, int | float]:
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as e:
+        raise UserError(f"{where} is not valid Python (line {e.lineno}: {e.msg}); fix the problem file.") from None
+    names = {n.name for n in tree.body if isinstance(n, (ast.ClassDef, ast.FunctionDef))}
+    missing = [n for n in ("Model", "get_inputs", "get_init_inputs") if n not in names]
+    if missing:
+        raise UserError(f"{where} is not a KernelBench problem (it lacks {', '.join(missing)}); "
+                        "give a file with class Model, get_inputs() and get_init_inputs().")
+    consts: dict[str, int | float] = {}
+    for n in tree.body:
+        if (isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name)
+                and isinstance(n.value, ast.Constant) and type(n.value.value) in (int, float)):
+            consts[n.targets[0].id] = n.value.value
+    return consts
+
+
+def shrink_source(source: str, cap: int) -> str:
+    """Clamp every module-level `name = <int>` above `cap` to `cap` (shapes for CPU runs)."""
+    tree = ast.parse(source)
+    lines = source.splitlines(keepends=True)
+    edits = []
+    for n in tree.body:
+        if (isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name)
+                and isinstance(n.value, ast.Constant) and type(n.value.value) is int and n.value.value > cap):
+            edits.append((n.value.lineno - 1, n.value.col_offset, n.value.end_col_offset, str(cap)))
+    for line, c0, c1, text in sorted(edits, reverse=True):
+        lines[line] = lines[line][:c0] + text + lines[line][c1:]
+    return "".join(lines)
+
+
+def load_problem(path: str | Path, *, shrink: int | None = None, problem_id: str | None = None) -> Problem:
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"problem file {p} does not exist; pass a KernelBench problem .py file.")
+    source = p.read_text(encoding="utf-8")
+    _check_format(source, str(p))
+    if shrink:
+        source = shrink_source(source, shrink)
+    m = re.match(r"(\d+)_(.*)", p.stem)
+    level = None
+    lm = re.search(r"level_?(\d+)", str(p.parent))
+    if lm:
+        level = int(lm.group(1))
+    return Problem(
+        id=problem_id or (f"level{level}/{p.stem}" if level else p.stem),
+        name=m.group(2) if m else p.stem,
+        source=source,
+        path=str(p),
+        level=level,
+        number=int(m.group(1)) if m else None,
+        constants=_check_format(source, str(p)),
+    )
+
+
+def parse_ids(spec: str | None) -> set[int] | None:
+    """`"1,2,5-9"` -> {1, 2, 5, 6, 7, 8, 9}; None or "" -> None (all)."""
+    if not spec:
+        return None
+    out: set[int] = set()
+    for part in spec.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if not m:
+            raise UserError(f"bad --ids item {part!r}; use a list like 1,2,5-9.")
+        a, b = int(m.group(1)), int(m.group(2) or m.group(1))
+        if b < a:
+            raise UserError(f"bad --ids range {part!r}; the end must not be below the start.")
+        out.update(range(a, b + 1))
+    return out
+
+
+def problems_root(problems_dir: str | None) -> Path:
+    d = problems_dir or os.environ.get("ASSAY_KERNELBENCH_DIR")
+    if not d:
+        raise UserError("no KernelBench problems given; pass --problems-dir DIR (a KernelBench checkout) "
+                        "or set ASSAY_KERNELBENCH_DIR.")
+    root = Path(d)
+    if not root.is_dir():
+        raise UserError(f"problems directory {root} does not exist; pass a KernelBench checkout.")
+    return root
+
+
+def level_dir(root: Path, level: int) -> Path:
+    for cand in (root / f"level{level}", root / "KernelBench" / f"level{level}", root / f"level_{level}"):
+        if cand.is_dir():
+            return cand
+    raise UserError(f"no level{level}/ folder under {root}; pass the KernelBench checkout (it has "
+                    "KernelBench/level1 ...) or its KernelBench/ folder.")
+
+
+def load_level(root: Path, level: int, ids: set[int] | None = None, *, shrink: int | None = None) -> list[Problem]:
+    d = level_dir(root, level)
+    out = []
+    for p in sorted(d.glob("*.py"), key=lambda q: (int(m.group(1)) if (m := re.match(r"(\d+)_", q.name)) else 10**9,
+                                                   q.name)):
+        m = re.match(r"(\d+)_", p.name)
+        if ids is not None and (m is None or int(m.group(1)) not in ids):
+            continue
+        out.append(load_problem(p, shrink=shrink, problem_id=f"level{level}/{p.stem}"))
+    if not out:
+        raise UserError(f"no problems matched in {d}; check --level and --ids.")
+    return out

@@ -1,0 +1,164 @@
+"""Timing: the same loop for reference and candidate, in the same process.
+
+Two times per callable, both in milliseconds per call:
+
+- `device`: like `triton.testing.do_bench`: each call is queued behind an L2 flush, between
+  two CUDA events on the current stream, with no host sync per call; one device-wide sync at
+  the end. Measures the kernels, not the launch overhead.
+- `synced`: KernelBench's per-call time: flush, start event, call, a device-wide
+  `synchronize()` (so work on any stream is counted), end event. Includes launch and sync
+  latency, which is why KernelBench's small-kernel speedups sit closer to 1.
+
+fast_p uses `synced` by default (comparable with KernelBench's published numbers);
+`--timing device` switches it. A large gap between the two (synced much slower than device)
+means work escaped the timed stream, and is flagged.
+
+The loop only needs a backend with `event()`, `synchronize()` and `flush()`, so the control
+flow and arithmetic are tested on CPU with a fake clock; `CudaBackend` is the real one.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol, Sequence
+
+REVIEW_SPEEDUP = 10.0  # speedups above this are flagged for a human to look at
+
+
+class Event(Protocol):
+    def record(self) -> None: ...
+    def elapsed_time(self, end: "Event") -> float: ...
+
+
+class Backend(Protocol):
+    def event(self) -> Event: ...
+    def synchronize(self) -> None: ...
+    def flush(self) -> None: ...
+
+
+@dataclass
+class Stats:
+    median: float
+    mean: float
+    std: float
+    min: float
+    n: int
+
+    @classmethod
+    def of(cls, times: Sequence[float]) -> "Stats":
+        if not times:
+            raise ValueError("no timings")
+        return cls(statistics.median(times), statistics.fmean(times),
+                   statistics.pstdev(times) if len(times) > 1 else 0.0, min(times), len(times))
+
+    def as_dict(self) -> dict[str, float]:
+        return {"median_ms": self.median, "mean_ms": self.mean, "std_ms": self.std,
+                "min_ms": self.min, "n": self.n}
+
+
+def measure(fn: Callable[..., Any], arg_sets: Sequence[Sequence[Any]], backend: Backend, *,
+            mode: str = "device", warmup: int = 10, trials: int = 100) -> list[float]:
+    """Per-call times (ms) of `fn` over `trials` calls, rotating through `arg_sets`."""
+    if mode not in ("device", "synced"):
+        raise ValueError(f"unknown timing mode {mode!r}")
+    if not arg_sets:
+        raise ValueError("need at least one argument set")
+    r = len(arg_sets)
+    for i in range(warmup):
+        fn(*arg_sets[i % r])
+    backend.synchronize()
+    times: list[float] = []
+    if mode == "device":
+        pairs = [(backend.event(), backend.event()) for _ in range(trials)]
+        for i, (s, e) in enumerate(pairs):
+            backend.flush()
+            s.record()
+            fn(*arg_sets[i % r])
+            e.record()
+        backend.synchronize()
+        times = [s.elapsed_time(e) for s, e in pairs]
+    else:
+        for i in range(trials):
+            s, e = backend.event(), backend.event()
+            backend.flush()
+            s.record()
+            fn(*arg_sets[i % r])
+            backend.synchronize()
+            e.record()
+            backend.synchronize()
+            times.append(s.elapsed_time(e))
+    return times
+
+
+def cv(values: Sequence[float]) -> float:
+    """Coefficient of variation (population std / mean); 0 for one value."""
+    if len(values) < 2:
+        return 0.0
+    m = statistics.fmean(values)
+    return statistics.pstdev(values) / m if m else math.inf
+
+
+def speedup(ref_ms: float | None, new_ms: float | None) -> float | None:
+    if not ref_ms or not new_ms or new_ms <= 0:
+        return None
+    return ref_ms / new_ms
+
+
+def escaped_stream(device_ms: float, synced_ms: float, overhead_ms: float = 0.05) -> bool:
+    """True when the synced time is far above the device time: work ran outside the timed stream."""
+    return synced_ms > 2.0 * device_ms + overhead_ms
+
+
+class WallEvent:
+    """A CPU stand-in for a CUDA event (host wall clock); used for CPU dry runs and tests."""
+
+    def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
+        self.clock = clock
+        self.t: float | None = None
+
+    def record(self) -> None:
+        self.t = self.clock()
+
+    def elapsed_time(self, end: "WallEvent") -> float:
+        if self.t is None or end.t is None:
+            raise RuntimeError("event not recorded")
+        return (end.t - self.t) * 1000.0
+
+
+class WallBackend:
+    """Host-clock backend: on CPU every op is synchronous, so device == synced up to noise."""
+
+    def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
+        self.clock = clock
+
+    def event(self) -> WallEvent:
+        return WallEvent(self.clock)
+
+    def synchronize(self) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+
+class CudaBackend:
+    """CUDA events on the current stream; the flush zeroes a 256 MB buffer (H200 L2 is 50 MB)."""
+
+    def __init__(self, device: str, flush_mb: int = 256) -> None:
+        import torch
+
+        self.torch = torch
+        self.device = torch.device(device)
+        self.cache = torch.empty(flush_mb * 1024 * 1024, dtype=torch.int8, device=self.device)
+
+    def event(self):
+        return self.torch.cuda.Event(enable_timing=True)
+
+    def synchronize(self) -> None:
+        self.torch.cuda.synchronize(self.device)
+
+    def flush(self) -> None:
+        self.cache.zero_()

@@ -1,0 +1,312 @@
+"""The process that builds or checks ONE candidate (`python -m assay.kernels.worker spec.json`).
+
+Runs inside a sandboxed subprocess whose cwd is the candidate's build directory. It reads a
+nonce from stdin before any candidate code is loaded and prints its result as one line
+`@@ASSAY-RESULT <nonce> <json>`. Modes:
+
+- compile: import the candidate (load_inline builds at import time) and construct ModelNew.
+- eval: correctness protocol, then (when asked) timing of candidate and baselines in this
+  same process, then an optional torch.profiler summary.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+MARK = "@@ASSAY-RESULT"
+DEFAULT_TOL = {"float32": 1e-4, "float64": 1e-7, "float16": 1e-2, "bfloat16": 2e-2}
+
+
+def _load(path: str, name: str):
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _tb(limit: int = 4000) -> str:
+    text = traceback.format_exc()
+    return text if len(text) <= limit else "...\n" + text[-limit:]
+
+
+def _flat(x: Any) -> list:
+    if isinstance(x, (list, tuple)):
+        return [y for e in x for y in _flat(e)]
+    return [x]
+
+
+def _to(x: Any, device):
+    import torch
+
+    if isinstance(x, torch.Tensor):
+        return x.to(device)
+    if isinstance(x, (list, tuple)):
+        return type(x)(_to(e, device) for e in x)
+    return x
+
+
+def _clone(xs: list) -> list:
+    import torch
+
+    return [x.clone() if isinstance(x, torch.Tensor) else x for x in xs]
+
+
+def _sync(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def compare(ref: Any, got: Any, tol: float | None) -> str | None:
+    """None if `got` matches `ref` (allclose with atol=rtol=tol per dtype), else what differs."""
+    import torch
+
+    r, g = _flat(ref), _flat(got)
+    if len(r) != len(g):
+        return f"output has {len(g)} tensors, expected {len(r)}"
+    for i, (a, b) in enumerate(zip(r, g)):
+        where = f"output[{i}] " if len(r) > 1 else "output "
+        if not isinstance(a, torch.Tensor):
+            if isinstance(b, torch.Tensor) or a != b:
+                return f"{where}is {b!r}, expected {a!r}"
+            continue
+        if not isinstance(b, torch.Tensor):
+            return f"{where}is a {type(b).__name__}, expected a tensor"
+        if tuple(a.shape) != tuple(b.shape):
+            return f"{where}shape {tuple(b.shape)}, expected {tuple(a.shape)}"
+        if a.dtype != b.dtype:
+            return f"{where}dtype {b.dtype}, expected {a.dtype}"
+        if b.device != a.device:
+            return f"{where}on {b.device}, expected {a.device}"
+        if not a.is_floating_point():
+            if not torch.equal(a, b):
+                n = int((a != b).sum())
+                return f"{where}differs in {n} of {a.numel()} elements (exact match needed for {a.dtype})"
+            continue
+        t = tol if tol is not None else DEFAULT_TOL.get(str(a.dtype).replace("torch.", ""), 1e-4)
+        if torch.allclose(a, b, atol=t, rtol=t):
+            continue
+        a64, b64 = a.double(), b.double()
+        diff = (a64 - b64).abs()
+        diff = torch.where(torch.isnan(diff), torch.full_like(diff, math.inf), diff)
+        bad = ~torch.isclose(a, b, atol=t, rtol=t)
+        flat_idx = int(diff.reshape(-1).argmax())
+        idx = tuple(int(v) for v in torch.unravel_index(torch.tensor(flat_idx), a.shape)) if a.dim() else ()
+        rel = (diff / a64.abs().clamp_min(1e-12)).max()
+        return (f"{where}mismatch: {int(bad.sum())} of {a.numel()} elements outside atol=rtol={t:g}; "
+                f"max abs error {float(diff.max()):.4g} at index {list(idx)} (expected "
+                f"{float(a64.reshape(-1)[flat_idx]):.6g}, got {float(b64.reshape(-1)[flat_idx]):.6g}); "
+                f"max rel error {float(rel):.4g}")
+    return None
+
+
+def _same(xs: list, ys: list) -> bool:
+    import torch
+
+    for x, y in zip(xs, ys):
+        if isinstance(x, torch.Tensor):
+            if x.shape != y.shape or not torch.equal(x.nan_to_num(0.0) if x.is_floating_point() else x,
+                                                     y.nan_to_num(0.0) if y.is_floating_point() else y):
+                return False
+    return True
+
+
+def _build_models(prob, cand, device, seed: int):
+    import torch
+
+    torch.manual_seed(seed)
+    init = _to(list(prob.get_init_inputs()), device)
+    torch.manual_seed(seed)
+    ref = prob.Model(*init).to(device)
+    torch.manual_seed(seed)
+    new = cand.ModelNew(*init).to(device)
+    return ref, new
+
+
+def correctness(prob, ref, new, device, spec: dict) -> dict:
+    import torch
+
+    trials, seed, tol = int(spec.get("trials", 5)), int(spec.get("seed", 42)), spec.get("tolerance")
+    for t in range(trials):
+        torch.manual_seed(seed + 1 + t)
+        inputs = _to(list(prob.get_inputs()), device)
+        pristine = _clone(inputs)
+        order = "reference first" if t % 2 == 0 else "candidate first"
+        cand_in = _clone(inputs)
+        with torch.no_grad():
+            try:
+                if t % 2 == 0:
+                    ref_out = ref(*_clone(inputs))
+                    _sync(device)
+                    new_out = new(*cand_in)  # ref_out stays alive: its memory cannot be handed back
+                    _sync(device)
+                else:
+                    new_out = new(*cand_in)
+                    _sync(device)
+                    ref_out = ref(*_clone(inputs))
+                    _sync(device)
+            except Exception:
+                return {"status": "runtime", "trial": t, "message": f"trial {t} ({order}) raised:\n{_tb()}"}
+            diff = compare(ref_out, new_out, tol)
+            if diff:
+                return {"status": "mismatch", "trial": t, "message": f"trial {t} ({order}): {diff}"}
+            if not _same(cand_in, pristine):
+                return {"status": "mutated", "trial": t,
+                        "message": f"trial {t}: the candidate changed its input tensors in place"}
+            try:
+                again = new(*_clone(inputs))
+                _sync(device)
+            except Exception:
+                return {"status": "runtime", "trial": t, "message": f"trial {t} second call raised:\n{_tb()}"}
+            diff = compare(new_out, again, tol)
+            if diff:
+                return {"status": "nondeterministic", "trial": t,
+                        "message": f"trial {t}: calling the candidate twice on the same input gave "
+                                   f"different results: {diff}"}
+        del ref_out, new_out, again
+    return {"status": "correct", "trials": trials}
+
+
+def _input_bytes(xs: list) -> int:
+    import torch
+
+    return sum(x.numel() * x.element_size() for x in xs if isinstance(x, torch.Tensor))
+
+
+def timing(prob, ref, new, device, spec: dict) -> dict:
+    import torch
+
+    try:
+        import assay_kernel_timing as T  # the copy next to this script (inside a sandbox)
+    except ImportError:
+        from assay.kernels import timing as T
+
+    ts = spec["timing"]
+    seed = int(spec.get("seed", 42))
+    backend = T.CudaBackend(str(device)) if device.type == "cuda" else T.WallBackend()
+    torch.manual_seed(seed + 1000)
+    first = _to(list(prob.get_inputs()), device)
+    budget = int(ts.get("rotate_bytes", 2 << 30))
+    nsets = max(1, min(int(ts.get("rotate", 4)), budget // max(1, _input_bytes(first))))
+    arg_sets = [first] + [_to(list(prob.get_inputs()), device) for _ in range(nsets - 1)]
+    fns: dict[str, Any] = {"candidate": new, "eager": ref}
+    notes = []
+    if "compile" in ts.get("baselines", []):
+        try:
+            compiled = torch.compile(ref)
+            with torch.no_grad():
+                compiled(*_clone(first))
+            fns["compile"] = compiled
+        except Exception as e:  # a baseline that cannot compile is reported, not fatal
+            notes.append(f"torch.compile baseline failed: {type(e).__name__}: {str(e)[:300]}")
+    out: dict[str, Any] = {"rotated_input_sets": nsets, "notes": notes, "backend": type(backend).__name__}
+    runs: dict[str, dict[str, list]] = {n: {"device": [], "synced": []} for n in fns}
+    with torch.no_grad():
+        for _ in range(int(ts.get("repeats", 1))):
+            for name, fn in fns.items():  # interleaved so drift hits every callable alike
+                for mode in ts.get("modes", ["device", "synced"]):
+                    times = T.measure(fn, arg_sets, backend, mode=mode, warmup=int(ts.get("warmup", 10)),
+                                      trials=int(ts.get("trials", 100)))
+                    runs[name][mode].append(T.Stats.of(times).as_dict())
+        # A cache keyed on input pointers would now return stale results: same buffers, new values.
+        torch.manual_seed(seed + 2000)
+        fresh = _to(list(prob.get_inputs()), device)
+        for buf, val in zip(arg_sets[0], fresh):
+            if isinstance(buf, torch.Tensor):
+                buf.copy_(val)
+        diff = compare(ref(*_clone(arg_sets[0])), new(*arg_sets[0]), spec.get("tolerance"))
+    out["runs"] = runs
+    out["stale_after_timing"] = diff
+    return out
+
+
+def profile_summary(new, prob, device, spec: dict) -> str:
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.manual_seed(int(spec.get("seed", 42)) + 3000)
+    xs = _to(list(prob.get_inputs()), device)
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with torch.no_grad(), profile(activities=acts) as prof:
+        for _ in range(3):
+            new(*xs)
+        _sync(device)
+    key = "cuda_time_total" if device.type == "cuda" else "cpu_time_total"
+    try:
+        table = prof.key_averages().table(sort_by=key, row_limit=8)
+    except (KeyError, AttributeError):
+        table = prof.key_averages().table(sort_by="cpu_time_total", row_limit=8)
+    return table[:3000]
+
+
+def main() -> None:
+    nonce = sys.stdin.readline().strip()
+    import os
+
+    for key in ("TORCH_EXTENSIONS_DIR", "TRITON_CACHE_DIR", "HOME"):
+        if key in os.environ and not os.path.isabs(os.environ[key]):
+            os.environ[key] = os.path.abspath(os.environ[key])
+    sys.path.insert(0, os.getcwd())
+    spec = json.loads(Path(sys.argv[1]).read_text())
+
+    def emit(obj: dict) -> None:
+        sys.stdout.flush()
+        sys.stdout.write(f"\n{MARK} {nonce} {json.dumps(obj)}\n")
+        sys.stdout.flush()
+
+    try:
+        import torch
+    except ImportError:
+        emit({"status": "error", "message": "torch is not installed in the sandbox's Python"})
+        return
+    device = torch.device(spec.get("device", "cpu"))
+    try:
+        prob = _load(spec["problem_file"], "reference_problem")
+    except Exception:
+        emit({"status": "error", "message": f"the problem file failed to load:\n{_tb()}"})
+        return
+    try:
+        cand = _load(spec["candidate_file"], "candidate")
+    except Exception:
+        emit({"status": "compile", "message": f"the candidate failed to import/build:\n{_tb(8000)}"})
+        return
+    if spec["mode"] == "compile":
+        try:
+            torch.manual_seed(int(spec.get("seed", 42)))
+            cand.ModelNew(*list(prob.get_init_inputs()))
+        except Exception:
+            text = _tb(8000)
+            if "Error building extension" in text or "ninja" in text.lower():
+                emit({"status": "compile", "message": f"building the extension failed:\n{text}"})
+                return
+        emit({"status": "built"})
+        return
+    try:
+        ref, new = _build_models(prob, cand, device, int(spec.get("seed", 42)))
+    except Exception:
+        emit({"status": "runtime", "message": f"constructing the models failed:\n{_tb()}"})
+        return
+    result = correctness(prob, ref, new, device, spec)
+    if result["status"] == "correct" and spec.get("timing"):
+        try:
+            result["timing"] = timing(prob, ref, new, device, spec)
+        except Exception:
+            result = {"status": "runtime", "message": f"the timing run raised:\n{_tb()}"}
+    if result["status"] == "correct" and spec.get("profile"):
+        try:
+            result["profile"] = profile_summary(new, prob, device, spec)
+        except Exception as e:
+            result["profile"] = f"profiler failed: {type(e).__name__}: {e}"
+    emit(result)
+
+
+if __name__ == "__main__":
+    main()

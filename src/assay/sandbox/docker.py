@@ -1,0 +1,549 @@
+"""Docker backend: a warm pool of locked-down containers; one command per `exec`.
+
+Each container runs `sleep` as `nobody` under docker-init (which reaps orphans) with no
+network, a read-only root, tmpfs /tmp, an anonymous volume at /workspace, memory/pids/CPU
+caps, no capabilities and no-new-privileges. A run checks one container out of the pool,
+copies the caller's workspace in (`put_archive`, as /workspace/<n>), execs the command as
+the `sandbox` user (uid 1000) with a cleared environment, streams stdout/stderr with per-
+stream caps and a wall-clock deadline, then kills every uid-1000 process left (setsid
+grandchildren included) and copies the workspace back (`get_archive`) so the caller's
+directory reflects the command's writes. A container that timed out, ran out of memory,
+flooded output or stopped is replaced. Containers carry the labels `assay=sandbox` and
+`assay.run=<run_id>`; close(), atexit, SIGTERM/SIGHUP and `assay sandbox gc` remove them.
+"""
+
+from __future__ import annotations
+
+import atexit
+import io
+import itertools
+import os
+import queue
+import shutil
+import signal
+import socket
+import struct
+import tarfile
+import threading
+import time
+import uuid
+import weakref
+from pathlib import Path
+
+from assay.sandbox.base import Limits, SandboxUnavailable
+from assay.types import ExecResult
+
+LABEL = "assay"
+LABEL_VALUE = "sandbox"
+RUN_LABEL = "assay.run"
+SANDBOX_UID = 1000
+IDLE_USER = "65534:65534"  # the keep-alive process; uid 1000's `kill -1` cannot touch it
+WORKDIR = "/workspace"
+_CHUNK = 65536
+
+# Runs inside the container as uid 1000, as one exec per run. stdin carries a tar holding the
+# workspace (`<n>/...`) and the command's stdin (`<n>.stdin`), so no put_archive is needed. It
+# clears the previous candidate's files and /tmp, unpacks, marks the time (waiting one clock
+# tick so that every later write is strictly newer), sets rlimits (dash/busybox count -f in
+# 512-byte blocks), runs the command with a cleared environment, kills everything uid 1000 still
+# runs, and ends stderr with "<tag>1" if the workspace changed (the caller then copies it back)
+# or "<tag>0". A command that forges the tag only affects its own copy-back.
+_WRAPPER = (
+    'n="$1"; cpu="$2"; fsz="$3"; tag="$4"; shift 4; cd /workspace || exit 125; '
+    'rm -rf -- ./* ./.[!.]* ./..?* /tmp/* /tmp/.[!.]* /tmp/..?* 2>/dev/null; '
+    'tar -x -f - || exit 125; '
+    'touch /tmp/.assay-a /tmp/.assay-b; '
+    'until /usr/bin/test /tmp/.assay-b -nt /tmp/.assay-a; do touch /tmp/.assay-b; done; '
+    'cd "$n" || exit 125; '
+    '(ulimit -c 0; ulimit -t "$cpu"; ulimit -f "$fsz"; exec "$@" <"../$n.stdin"); rc=$?; '
+    'kill -9 -1 2>/dev/null; cd /workspace; '
+    'if [ -e /tmp/.assay-a ] && [ -z "$(find "$n" -cnewer /tmp/.assay-a | head -n 1)" ]; '
+    'then ch=0; else ch=1; fi; printf "%s%s" "$tag" "$ch" >&2; exit $rc'
+)
+
+_live: "weakref.WeakSet[DockerSandbox]" = weakref.WeakSet()
+_hooks_installed = False
+
+
+def connect(timeout: int = 30):
+    """A docker client whose engine answers, else SandboxUnavailable (one clear sentence)."""
+    try:
+        import docker
+        import requests
+    except ImportError:  # pragma: no cover - docker is a core dependency
+        raise SandboxUnavailable("the docker Python package is missing; pip install docker.") from None
+    host = os.environ.get("DOCKER_HOST", "the default socket /var/run/docker.sock")
+    msg = (f"no Docker engine answers at {host}; start Docker (or set DOCKER_HOST), "
+           f"or use --sandbox local.")
+    try:
+        client = docker.from_env(timeout=timeout)
+        client.ping()
+    except (docker.errors.DockerException, requests.exceptions.RequestException, OSError):
+        raise SandboxUnavailable(msg) from None
+    return client
+
+
+def engine_available() -> bool:
+    try:
+        connect(timeout=5).close()
+        return True
+    except SandboxUnavailable:
+        return False
+
+
+def _close_all() -> None:
+    for sb in list(_live):
+        sb.close()
+
+
+def _install_exit_hooks() -> None:
+    """Remove containers at interpreter exit and on SIGTERM/SIGHUP (chaining earlier handlers)."""
+    global _hooks_installed
+    if _hooks_installed:
+        return
+    _hooks_installed = True
+    atexit.register(_close_all)
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        previous = signal.getsignal(sig)
+
+        def handler(signum, frame, previous=previous):
+            _close_all()
+            if callable(previous):
+                previous(signum, frame)
+            elif previous != signal.SIG_IGN:
+                raise SystemExit(128 + signum)
+
+        signal.signal(sig, handler)
+
+
+class _Container:
+    """One pool member and the bookkeeping its runs need."""
+
+    def __init__(self, container, key):
+        self.c = container
+        self.key = key
+        self.oom_kills = 0
+
+
+class DockerSandbox:
+    name = "docker"
+
+    def __init__(self, image: str = "assay-sandbox:py311", run_id: str | None = None,
+                 pool_size: int = 2, cpus: float = 1.0, tmpfs_mb: int = 512, client=None):
+        self.image = image
+        self.run_id = run_id or uuid.uuid4().hex[:12]
+        self.pool_size = max(1, pool_size)
+        self.cpus = cpus
+        self.tmpfs_mb = tmpfs_mb
+        self.client = client or connect()
+        self.api = self.client.api
+        import docker
+
+        try:
+            self.client.images.get(image)
+        except docker.errors.ImageNotFound:
+            raise SandboxUnavailable(f"the Docker image {image!r} does not exist; build it with "
+                                     f"`assay sandbox build --name {image}`.") from None
+        self._lock = threading.Lock()
+        self._pools: dict[tuple[int, int], queue.Queue] = {}
+        self._counts: dict[tuple[int, int], int] = {}
+        self._all: dict[str, _Container] = {}
+        self._reapers: list[threading.Thread] = []
+        self._seq = itertools.count()
+        self._closed = False
+        self.started = 0  # containers started, replacements included
+        _live.add(self)
+        _install_exit_hooks()
+
+    # -- pool ---------------------------------------------------------------------------
+
+    def _start(self, key: tuple[int, int]) -> _Container:
+        memory_mb, pids = key
+        tmpfs = f"rw,nosuid,nodev,size={self.tmpfs_mb}m"
+        c = self.client.containers.run(
+            self.image,
+            command=["/bin/sleep", "infinity"],
+            detach=True,
+            init=True,  # docker-init reaps orphans, so killed grandchildren never pile up
+            user=IDLE_USER,
+            network_mode="none",
+            read_only=True,
+            tmpfs={"/tmp": f"{tmpfs},mode=1777",
+                   WORKDIR: f"{tmpfs},mode=755,uid={SANDBOX_UID},gid={SANDBOX_UID}"},
+            working_dir=WORKDIR,
+            # tmpfs pages count towards the memory cgroup; + headroom for the wrapper shell.
+            mem_limit=f"{memory_mb + 64}m",
+            memswap_limit=f"{memory_mb + 64}m",
+            pids_limit=pids + 8,  # + init, sleep, the wrapper and its helpers
+            nano_cpus=int(self.cpus * 1e9),
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            ipc_mode="private",
+            labels={LABEL: LABEL_VALUE, RUN_LABEL: self.run_id},
+            name=f"assay-{self.run_id}-{uuid.uuid4().hex[:6]}",
+        )
+        box = _Container(c, key)
+        with self._lock:
+            self._all[c.id] = box
+            self.started += 1
+            closed = self._closed
+        if closed:  # close() ran while we were starting it
+            self._remove(box)
+            raise RuntimeError("DockerSandbox is closed")
+        return box
+
+    def _checkout(self, limits: Limits) -> _Container:
+        key = (limits.memory_mb, limits.pids)
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("DockerSandbox is closed")
+            pool = self._pools.setdefault(key, queue.Queue())
+            try:
+                return pool.get_nowait()
+            except queue.Empty:
+                pass
+            grow = self._counts.get(key, 0) < self.pool_size
+            if grow:
+                self._counts[key] = self._counts.get(key, 0) + 1
+        if grow:
+            try:
+                return self._start(key)
+            except Exception:
+                with self._lock:
+                    self._counts[key] -= 1
+                raise
+        return pool.get()
+
+    def _checkin(self, box: _Container, healthy: bool) -> None:
+        if healthy:
+            self._pools[box.key].put(box)
+            return
+        # Replace it in the background: the caller does not wait for the removal or the start.
+        with self._lock:
+            self._all.pop(box.c.id, None)
+            if self._closed:
+                self._remove(box)
+                return
+            t = threading.Thread(target=self._replace, args=(box,), daemon=True)
+            self._reapers = [r for r in self._reapers if r.is_alive()] + [t]
+        t.start()
+
+    def _replace(self, box: _Container) -> None:
+        self._remove(box)
+        try:
+            fresh = self._start(box.key)
+        except Exception:
+            with self._lock:
+                self._counts[box.key] -= 1  # the next checkout starts one instead
+            return
+        self._pools[box.key].put(fresh)
+
+    def _remove(self, box: _Container) -> None:
+        import docker
+
+        with self._lock:
+            self._all.pop(box.c.id, None)
+        try:
+            box.c.remove(force=True, v=True)
+        except docker.errors.NotFound:
+            pass
+
+    # -- one run -------------------------------------------------------------------------
+
+    def python(self) -> str:
+        return "/usr/bin/python3"
+
+    def run(self, cmd: list[str], workspace: Path, limits: Limits, stdin: bytes | None = None) -> ExecResult:
+        import docker
+
+        start = time.monotonic()
+        workspace = Path(workspace)
+        payload = None
+        for attempt in (0, 1):
+            box = self._checkout(limits)
+            n = f"w{next(self._seq)}"
+            if payload is None or attempt:
+                payload = _pack(workspace, n, stdin or b"")
+            healthy = False
+            try:
+                try:
+                    res, changed = self._exec(box, n, payload, cmd, limits, start)
+                except docker.errors.APIError:
+                    if attempt == 0 and not self._running(box):
+                        continue  # the container died under an earlier run; use a fresh one
+                    raise
+                if self._oom(box) and res.killed_reason is None:
+                    res = res.model_copy(update={"killed_reason": "memory"})
+                healthy = res.killed_reason is None and (res.exit_code != 137 or self._running(box))
+                if changed:
+                    _unpack(self._copy_out(box, n), workspace)
+                return res.model_copy(update={"duration_s": time.monotonic() - start})
+            finally:
+                self._checkin(box, healthy)
+        raise AssertionError("unreachable")
+
+    def _exec(self, box: _Container, n: str, payload: bytes, cmd: list[str], limits: Limits,
+              start: float) -> tuple[ExecResult, bool]:
+        cpu = int(limits.cpu_s if limits.cpu_s is not None else limits.wall_s + 1) + 1
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": f"{WORKDIR}/{n}", "LANG": "C.UTF-8"}
+        env.update(limits.env)
+        tag = "\n#assay-" + uuid.uuid4().hex + ":"
+        argv = ["/bin/sh", "-c", _WRAPPER, "sh", n, str(cpu), str(limits.fsize_mb * 2048), tag,
+                "/usr/bin/env", "-i", *[f"{k}={v}" for k, v in env.items()], *cmd]
+        ex = self.api.exec_create(box.c.id, argv, stdout=True, stderr=True, stdin=True,
+                                  user=f"{SANDBOX_UID}:{SANDBOX_UID}", workdir="/")
+        sock = self.api.exec_start(ex["Id"], socket=True)
+        raw = getattr(sock, "_sock", sock)
+        cap = limits.output_bytes
+        try:
+            # Write from a thread: a command that never reads stdin must not block us.
+            threading.Thread(target=_feed, args=(raw, payload), daemon=True).start()
+            out, err, reason = _read_frames(raw, start + limits.wall_s, cap, cap + len(tag) + 1)
+            if reason is not None:
+                self._kill_all(box)
+                _read_frames(raw, time.monotonic() + 2.0, cap, cap + len(tag) + 1, out, err)
+        finally:
+            sock.close()
+            raw.close()
+        code = self._exec_inspect(ex["Id"]).get("ExitCode")
+        stderr = bytes(err["buf"])
+        changed = True  # unless the wrapper says otherwise
+        if stderr[-len(tag) - 1:-1] == tag.encode():
+            changed = stderr[-1:] != b"0"
+            stderr = stderr[:-len(tag) - 1]
+        elif len(stderr) > cap:
+            err["truncated"] = True
+        stderr = stderr[:cap]
+        timed_out = reason == "timeout"
+        if timed_out:
+            code = 124
+        elif code is None:
+            code = 137
+        res = ExecResult(
+            exit_code=code,
+            stdout=bytes(out["buf"]).decode("utf-8", "replace"),
+            stderr=stderr.decode("utf-8", "replace"),
+            stdout_truncated=out["truncated"],
+            stderr_truncated=err["truncated"],
+            duration_s=time.monotonic() - start,
+            timed_out=timed_out,
+            killed_reason=reason,
+        )
+        return res, changed
+
+    def _copy_out(self, box: _Container, n: str) -> bytes:
+        """The container's workspace as a tar (`<n>/...`), read by the sandbox user."""
+        ex = self.api.exec_create(box.c.id, ["tar", "-c", "-f", "-", "-C", WORKDIR, n],
+                                  stdout=True, stderr=True, user=f"{SANDBOX_UID}:{SANDBOX_UID}")
+        out, _ = self.api.exec_start(ex["Id"], demux=True)
+        return out or b""
+
+    def _exec_inspect(self, exec_id: str) -> dict:
+        # The exit code is published a moment after the stream closes.
+        for _ in range(100):
+            info = self.api.exec_inspect(exec_id)
+            if not info.get("Running"):
+                return info
+            time.sleep(0.01)
+        return info
+
+    def _kill_all(self, box: _Container) -> None:
+        """SIGKILL every uid-1000 process in the container (not init or the idle sleep)."""
+        import docker
+
+        try:
+            box.c.exec_run(["/bin/sh", "-c", "kill -9 -1"], user=f"{SANDBOX_UID}:{SANDBOX_UID}")
+        except docker.errors.APIError:
+            pass  # a stopped container is replaced at check-in
+
+    def _running(self, box: _Container) -> bool:
+        import docker
+
+        try:
+            box.c.reload()
+        except docker.errors.NotFound:
+            return False
+        return box.c.status == "running"
+
+    def _oom(self, box: _Container) -> bool:
+        """Whether the kernel OOM-killed something in this container since the last check."""
+        kills = _oom_kills(box.c.id)
+        if kills is None or kills <= box.oom_kills:
+            return False
+        box.oom_kills = kills
+        return True
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            reapers = list(self._reapers)
+        for t in reapers:
+            t.join(timeout=30)
+        with self._lock:
+            boxes = list(self._all.values())
+        for box in boxes:
+            self._remove(box)
+        _live.discard(self)
+
+    def __enter__(self) -> "DockerSandbox":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def gc(client=None, run_id: str | None = None) -> int:
+    """Remove every container labelled assay=sandbox (optionally only one run's); return how many."""
+    import docker
+
+    client = client or connect()
+    filters = {"label": [f"{LABEL}={LABEL_VALUE}"] + ([f"{RUN_LABEL}={run_id}"] if run_id else [])}
+    removed = 0
+    for c in client.containers.list(all=True, filters=filters):
+        try:
+            c.remove(force=True, v=True)
+            removed += 1
+        except docker.errors.NotFound:
+            pass
+    return removed
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def _oom_kills(container_id: str) -> int | None:
+    """The cgroup v1 oom_kill counter of a container, where the host cgroup tree is visible."""
+    for parent in ("docker", "system.slice/docker-{id}.scope"):
+        base = Path("/sys/fs/cgroup/memory") / (parent.format(id=container_id) if "{id}" in parent
+                                                else f"{parent}/{container_id}")
+        try:
+            text = (base / "memory.oom_control").read_text()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            if line.startswith("oom_kill "):
+                return int(line.split()[1])
+    return None
+
+
+def _feed(raw, data: bytes) -> None:
+    try:
+        raw.sendall(data)
+        raw.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass  # the command exited without reading all of its stdin
+
+
+def _read_frames(raw, deadline: float, cap: int, err_cap: int, out: dict | None = None,
+                 err: dict | None = None):
+    """Demultiplex docker's 8-byte-header frames until EOF, the deadline, or an output flood."""
+    out = out if out is not None else {"buf": bytearray(), "truncated": False}
+    err = err if err is not None else {"buf": bytearray(), "truncated": False}
+    streams = {1: out, 2: err}
+    pending = bytearray()
+    dropped = 0
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return out, err, "timeout"
+        raw.settimeout(min(remaining, 0.5))
+        try:
+            data = raw.recv(_CHUNK)
+        except socket.timeout:
+            continue
+        except OSError:
+            return out, err, None
+        if not data:
+            return out, err, None
+        pending += data
+        while len(pending) >= 8:
+            kind = pending[0]
+            size = struct.unpack(">I", pending[4:8])[0]
+            if len(pending) < 8 + size:
+                break
+            payload = bytes(pending[8:8 + size])
+            del pending[:8 + size]
+            s = streams.get(kind)
+            if s is None:
+                continue
+            room = (cap if kind == 1 else err_cap) - len(s["buf"])
+            if room > 0:
+                s["buf"] += payload[:room]
+            if len(payload) > room:
+                s["truncated"] = True
+                dropped += len(payload) - max(room, 0)
+                if dropped > 4 * cap + _CHUNK:
+                    return out, err, "output"
+
+
+def _pack(workspace: Path, top: str, stdin: bytes) -> bytes:
+    """The workspace as a tar whose members live under `top/`, owned by the sandbox user,
+    plus the command's stdin as `top.stdin`."""
+    buf = io.BytesIO()
+
+    def owner(ti: tarfile.TarInfo) -> tarfile.TarInfo:
+        ti.uid = ti.gid = SANDBOX_UID
+        ti.uname = ti.gname = ""
+        return ti
+
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        tar.add(str(workspace), arcname=top, filter=owner)
+        ti = owner(tarfile.TarInfo(f"{top}.stdin"))
+        ti.size, ti.mode = len(stdin), 0o600
+        tar.addfile(ti, io.BytesIO(stdin))
+    return buf.getvalue()
+
+
+def _unpack(data: bytes, workspace: Path) -> None:
+    """Make `workspace` mirror the container's copy (tar stream of `<top>/...`).
+
+    The tar is untrusted: members are extracted with tarfile's "data" filter (no absolute
+    paths, no links leaving the directory, no devices); rejected members are skipped."""
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r") as tar:
+        members = []
+        keep: set[str] = set()
+        for m in tar.getmembers():
+            parts = m.name.split("/", 1)
+            if len(parts) < 2 or not parts[1]:
+                continue
+            m.name = parts[1]
+            if m.islnk():
+                m.linkname = m.linkname.split("/", 1)[1] if "/" in m.linkname else m.linkname
+            members.append(m)
+            keep.add(os.path.normpath(m.name))
+        _prune(workspace, keep)
+
+        def safe(member: tarfile.TarInfo, dest: str):
+            try:
+                member = tarfile.data_filter(member, dest)
+            except tarfile.FilterError:
+                return None
+            member.uid = member.gid = None
+            member.uname = member.gname = None
+            return member
+
+        for m in members:
+            target = workspace / m.name
+            if target.is_symlink() or (target.exists() and not target.is_dir() and m.isdir()):
+                target.unlink()
+            elif target.is_dir() and not target.is_symlink() and not m.isdir():
+                shutil.rmtree(target)
+            tar.extract(m, workspace, filter=safe)
+
+
+def _prune(workspace: Path, keep: set[str]) -> None:
+    """Delete what the command deleted: host paths absent from the container's copy."""
+    for dirpath, dirnames, filenames in os.walk(workspace, topdown=False):
+        rel_dir = os.path.relpath(dirpath, workspace)
+        for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+            rel = os.path.normpath(os.path.join(rel_dir, name))
+            if rel not in keep:
+                os.unlink(os.path.join(dirpath, name))
+        for name in dirnames:
+            p = os.path.join(dirpath, name)
+            rel = os.path.normpath(os.path.join(rel_dir, name))
+            if rel not in keep and not os.path.islink(p):
+                os.rmdir(p) if not os.listdir(p) else None
+

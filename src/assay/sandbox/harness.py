@@ -1,0 +1,436 @@
+"""Test harness that runs INSIDE the sandbox (stdlib only; copied into the workspace).
+
+Usage: python harness.py job.json  -> one JSON line per candidate on stdout.
+
+A fork server: for each candidate it forks a child that sets rlimits, silences
+stdin/stdout/stderr, execs the candidate program as module "candidate", then runs the
+candidate's work items (calls on inputs, each with the assert checks built on that call;
+and whole test sources) with a per-item SIGALRM timeout. The child streams one JSON line
+per item over a dedicated pipe. The parent enforces a deadline per item, SIGKILLs a child
+that swallows the alarm, marks that item timed out and forks a fresh child for the rest.
+
+Job (JSON): entry_point, timeout, load_timeout, reduced_timeout, k_reduce, memory_mb,
+calls [args_src], checks [[check_src, expected_src|null]], execs [test_src],
+candidates [{"src", "calls": [[call_idx, [check_idx...]]], "execs": [exec_idx]}].
+Output line: {"i", "load": null|msg, "calls": [[call_idx, out, [[check_idx, outcome, msg]]]],
+"execs": [[exec_idx, outcome, msg]]}.
+"""
+
+import builtins
+import gc
+import json
+import os
+import resource
+import select
+import signal
+import sys
+import time
+import traceback
+import types
+
+# Modules candidates commonly import: loaded once here, shared by every forked child.
+for _m in ("typing", "math", "re", "collections", "itertools", "functools", "heapq",
+           "bisect", "string", "hashlib", "fractions", "decimal", "statistics", "random"):
+    try:
+        __import__(_m)
+    except ImportError:
+        pass
+
+VERSION = "1"
+RESULT_VAR = "__assay_r__"
+CALL_FN = "__assay_f__"
+OUT_CAP = 300
+
+# Own references, taken before any candidate code runs (candidates may delete builtins or
+# monkeypatch modules inside their child).
+_repr, _len, _isinstance, _str, _type, _bool = repr, len, isinstance, str, type, bool
+_dict, _exec, _eval, _compile, _callable = dict, exec, eval, compile, callable
+_BaseException, _Exception, _AssertionError = BaseException, Exception, AssertionError
+_os_write, _os_exit, _dup2, _open, _close = os.write, os._exit, os.dup2, os.open, os.close
+_setitimer, _signal, _SIGALRM, _ITIMER_REAL = signal.setitimer, signal.signal, signal.SIGALRM, signal.ITIMER_REAL
+_setrlimit = resource.setrlimit
+_dumps = json.dumps
+_extract_tb = traceback.extract_tb
+_sha1 = __import__("hashlib").sha1
+_monotonic = time.monotonic
+_ModuleType = types.ModuleType
+_sys_modules = sys.modules
+
+
+class _Timeout(BaseException):
+    """Raised by the alarm; a BaseException so `except Exception` in candidates lets it pass."""
+
+
+_fired = [False]
+
+
+def _on_alarm(signum, frame):
+    _fired[0] = True
+    raise _Timeout()
+
+
+def _arm(seconds):
+    _fired[0] = False
+    _signal(_SIGALRM, _on_alarm)
+    _setitimer(_ITIMER_REAL, seconds)
+
+
+def _disarm():
+    _setitimer(_ITIMER_REAL, 0)
+
+
+def _cap(text):
+    if _len(text) <= OUT_CAP:
+        return text
+    # keep outputs comparable: a cut repr carries a hash of the whole one
+    return text[: OUT_CAP - 16] + "...#" + _sha1(text.encode("utf-8", "replace")).hexdigest()[:12]
+
+
+def _safe_repr(value):
+    try:
+        r = _repr(value)
+        if not _isinstance(r, _str):
+            return "!ReprError"
+        return _cap(r)
+    except _Timeout:
+        raise
+    except _BaseException:
+        return "!ReprError"
+
+
+def _exc_line(e):
+    try:
+        msg = _str(e)
+    except _BaseException:
+        msg = ""
+    name = _type(e).__name__
+    line = name + ": " + msg if msg else name
+    return line[:OUT_CAP]
+
+
+def _test_line(e, src_lines):
+    """Source line of the test where exception `e` surfaced, if it came from the test."""
+    try:
+        frames = [f for f in _extract_tb(e.__traceback__) if f.filename == "<test>"]
+        if frames and 0 < frames[-1].lineno <= _len(src_lines):
+            return src_lines[frames[-1].lineno - 1].strip()[:200]
+    except _BaseException:
+        pass
+    return ""
+
+
+class Child:
+    """Runs inside the forked child: load the candidate, run items, report over `fd`."""
+
+    def __init__(self, fd, job, codes):
+        self.fd = fd
+        self.job = job
+        self.codes = codes
+
+    def send(self, obj):
+        data = (_dumps(obj) + "\n").encode("utf-8", "replace")
+        while data:
+            n = _os_write(self.fd, data)
+            data = data[n:]
+
+    def load(self, src, timeout):
+        """Exec the candidate as module "candidate"; return (namespace, entry fn) or error text."""
+        ep = self.job["entry_point"]
+        mod = _ModuleType("candidate")
+        ns = mod.__dict__
+        ns["__builtins__"] = builtins
+        _sys_modules["candidate"] = mod
+        try:
+            _arm(timeout)
+            try:
+                code = _compile(src, "<candidate>", "exec")
+                _exec(code, ns)
+            finally:
+                _disarm()
+        except _Timeout:
+            return None, "timed out while loading (%gs)" % timeout
+        except SyntaxError as e:
+            return None, "SyntaxError: %s (line %s)" % (e.msg, e.lineno)
+        except _BaseException as e:
+            if _fired[0]:
+                return None, "timed out while loading (%gs)" % timeout
+            return None, _exc_line(e)
+        fn = ns.get(ep)
+        if fn is None or not _callable(fn):
+            return None, "entry point %r is not defined at module level" % ep
+        return ns, None
+
+    def run_call(self, ns, fn, call_idx, check_ids, timeout):
+        job = self.job
+        code = self.codes["calls"][call_idx]
+        label = job["entry_point"] + "(" + job["calls"][call_idx][:150] + ")"
+        env = _dict(ns)
+        env["candidate"] = fn
+        env[CALL_FN] = fn
+        checks = []
+        try:
+            _arm(timeout)
+            try:
+                result = _eval(code, env)
+                if _fired[0]:
+                    raise _Timeout()
+                out = _safe_repr(result)
+                env[RESULT_VAR] = result
+                for ci in check_ids:
+                    checks.append(self.check(env, ci, label, out))
+            finally:
+                _disarm()
+        except _Timeout:
+            out = "!timeout"
+            msg = "%s timed out after %gs" % (label, timeout)
+            done = {c[0] for c in checks}
+            checks = [c for c in checks] + [[ci, "timeout", msg] for ci in check_ids if ci not in done]
+            return out, checks
+        except _BaseException as e:
+            if _fired[0]:
+                return "!timeout", [[ci, "timeout", "%s timed out after %gs" % (label, timeout)] for ci in check_ids]
+            out = "!" + _type(e).__name__
+            outcome = "fail" if _isinstance(e, _AssertionError) else "error"
+            msg = label + " raised " + _exc_line(e)
+            return out, [[ci, outcome, msg] for ci in check_ids]
+        return out, checks
+
+    def check(self, env, ci, label, out):
+        check_src, expected_src = self.job["checks"][ci]
+        code, exp_code = self.codes["checks"][ci]
+        try:
+            ok = _bool(_eval(code, env))
+        except _Timeout:
+            raise
+        except _BaseException as e:
+            return [ci, "error", "%s returned %s; the check raised %s" % (label, out, _exc_line(e))]
+        if ok:
+            return [ci, "pass", ""]
+        if exp_code is not None:
+            try:
+                exp = _safe_repr(_eval(exp_code, env))
+            except _Timeout:
+                raise
+            except _BaseException:
+                exp = expected_src[:150]
+            return [ci, "fail", "%s returned %s, expected %s" % (label, out, exp)]
+        return [ci, "fail", "%s returned %s; failed: %s" % (label, out, check_src[:200])]
+
+    def run_exec(self, ns, fn, exec_idx, timeout):
+        code = self.codes["execs"][exec_idx]
+        env = _dict(ns)
+        env["candidate"] = fn
+        try:
+            _arm(timeout)
+            try:
+                _exec(code, env)
+                if _fired[0]:
+                    raise _Timeout()
+            finally:
+                _disarm()
+        except _Timeout:
+            return "timeout", "test timed out after %gs" % timeout
+        except _BaseException as e:
+            if _fired[0]:
+                return "timeout", "test timed out after %gs" % timeout
+            line = _test_line(e, self.job["execs"][exec_idx].splitlines())
+            if _isinstance(e, _AssertionError):
+                detail = _exc_line(e)
+                if detail == "AssertionError" and line:
+                    detail = "assertion failed: " + line
+                return "fail", detail
+            return "error", _exc_line(e) + (" (at: " + line + ")" if line else "")
+        return "pass", ""
+
+    def main(self, cand, items, consecutive):
+        job = self.job
+        ns, err = self.load(cand["src"], job["load_timeout"])
+        self.send(["L", err])
+        if err is not None:
+            return
+        fn = ns[job["entry_point"]]
+        for item in items:
+            t = job["reduced_timeout"] if consecutive >= job["k_reduce"] else job["timeout"]
+            if item[0] == "c":
+                out, checks = self.run_call(ns, fn, item[1], item[2], t)
+                self.send(["c", item[1], out, checks])
+                timed_out = out == "!timeout"
+            else:
+                outcome, msg = self.run_exec(ns, fn, item[1], t)
+                self.send(["x", item[1], outcome, msg])
+                timed_out = outcome == "timeout"
+            consecutive = consecutive + 1 if timed_out else 0
+
+
+def _child_setup(job, n_items):
+    os.setpgid(0, 0)
+    mem = job["memory_mb"] * 1024 * 1024
+    try:
+        _setrlimit(resource.RLIMIT_AS, (mem, mem))
+    except (ValueError, OSError):
+        pass
+    cpu = int(job["load_timeout"] + n_items * job["timeout"]) + 2
+    try:
+        _setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    except (ValueError, OSError):
+        pass
+    devnull = _open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        _dup2(devnull, fd)
+    _close(devnull)
+    sys.setrecursionlimit(1000)
+
+
+def _compile_items(job):
+    """Compile shared test code once in the parent; children inherit it through fork."""
+    codes = {"calls": [], "checks": [], "execs": []}
+    for args in job["calls"]:
+        try:
+            codes["calls"].append(compile("%s(%s)" % (CALL_FN, args), "<input>", "eval"))
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            codes["calls"].append(compile("(_ for _ in ()).throw(SyntaxError('bad input'))", "<input>", "eval"))
+    for check_src, expected_src in job["checks"]:
+        code = compile(check_src, "<test>", "eval")
+        exp = compile(expected_src, "<test>", "eval") if expected_src is not None else None
+        codes["checks"].append((code, exp))
+    for src in job["execs"]:
+        try:
+            codes["execs"].append(compile(src, "<test>", "exec"))
+        except (SyntaxError, ValueError, RecursionError, MemoryError) as e:
+            msg = "test does not compile: %s" % (e,)
+            codes["execs"].append(compile("raise SyntaxError(%r)" % msg, "<test>", "exec"))
+    return codes
+
+
+def _kill(pid):
+    for target in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
+        try:
+            target()
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _reap(pid):
+    try:
+        _, status = os.waitpid(pid, 0)
+    except ChildProcessError:
+        return "exited"
+    if os.WIFSIGNALED(status):
+        return "killed by signal %d" % os.WTERMSIG(status)
+    return "exited with code %d" % os.WEXITSTATUS(status)
+
+
+def run_candidate(job, codes, index, cand):
+    """Run all items of one candidate, restarting children as needed; return its result line."""
+    items = [("c", ci, checks) for ci, checks in cand.get("calls", [])]
+    items += [("x", xi) for xi in cand.get("execs", [])]
+    res = {"i": index, "load": None, "calls": [], "execs": [], "t": 0.0, "forks": 0}
+    started = _monotonic()
+    grace_of = lambda t: max(0.25, 0.25 * t)  # noqa: E731
+    pos = 0
+    consecutive = 0
+    loaded_once = False
+    while True:
+        r, w = os.pipe()
+        res["forks"] += 1
+        pid = os.fork()
+        if pid == 0:  # child
+            os.close(r)
+            try:
+                hi = os.dup2(w, 200 + (os.getpid() % 700))
+                os.close(w)
+                _child_setup(job, _len(items) - pos)
+                Child(hi, job, codes).main(cand, items[pos:], consecutive)
+            finally:
+                _os_exit(0)
+        os.close(w)
+        buf = b""
+        loaded = False
+        killed = False
+        deadline = _monotonic() + job["load_timeout"] + grace_of(job["load_timeout"])
+        eof = False
+        while not eof:
+            wait = deadline - _monotonic()
+            if wait <= 0:
+                _kill(pid)
+                killed = True
+                break
+            ready, _, _ = select.select([r], [], [], wait)
+            if not ready:
+                continue
+            chunk = os.read(r, 1 << 16)
+            if not chunk:
+                eof = True
+            buf += chunk
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                try:
+                    msg = json.loads(line)
+                except ValueError:  # the candidate wrote into our pipe: treat as a crash
+                    _kill(pid)
+                    eof = True
+                    break
+                if msg[0] == "L":
+                    loaded = True
+                    if msg[1] is not None:
+                        res["load"] = msg[1] if not loaded_once else "candidate failed to reload: " + msg[1]
+                else:
+                    if msg[0] == "c":
+                        res["calls"].append(msg[1:])
+                        timed_out = msg[2] == "!timeout"
+                    else:
+                        res["execs"].append(msg[1:])
+                        timed_out = msg[2] == "timeout"
+                    consecutive = consecutive + 1 if timed_out else 0
+                    pos += 1
+                t = job["reduced_timeout"] if consecutive >= job["k_reduce"] else job["timeout"]
+                deadline = _monotonic() + t + grace_of(t)
+        os.close(r)
+        if killed:
+            _kill(pid)
+        status = _reap(pid)
+        _kill(pid)  # grandchildren left in its process group
+        if res["load"] is not None:
+            break
+        if not loaded:
+            res["load"] = ("timed out while loading (%gs)" % job["load_timeout"]) if killed \
+                else "the process died while loading (%s)" % status
+            break
+        loaded_once = True
+        if pos >= _len(items):
+            break
+        # the child died or hung on items[pos]: record it and continue in a fresh child
+        item = items[pos]
+        t = job["reduced_timeout"] if consecutive >= job["k_reduce"] else job["timeout"]
+        if killed:
+            outcome, out, msg = "timeout", "!timeout", "timed out after %gs (the alarm was ignored)" % t
+        else:
+            outcome, out, msg = "error", "!ProcessDied", "the candidate process died (%s)" % status
+        if item[0] == "c":
+            label = job["entry_point"] + "(" + job["calls"][item[1]][:150] + ")"
+            res["calls"].append([item[1], out, [[ci, outcome, label + ": " + msg] for ci in item[2]]])
+        else:
+            res["execs"].append([item[1], outcome, msg])
+        consecutive = consecutive + 1 if outcome == "timeout" else 0
+        pos += 1
+        if pos >= _len(items):
+            break
+    res["t"] = round(_monotonic() - started, 4)
+    return res
+
+
+def main():
+    with open(sys.argv[1], encoding="utf-8") as f:
+        job = json.load(f)
+    codes = _compile_items(job)
+    gc.collect()
+    gc.freeze()
+    out = sys.stdout
+    for index, cand in enumerate(job["candidates"]):
+        res = run_candidate(job, codes, index, cand)
+        out.write(json.dumps(res) + "\n")
+        out.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,410 @@
+"""Candidates x tests execution matrix for function tasks, with behaviour signatures.
+
+One sandboxed harness process per batch of candidates (harness.py, a fork server inside the
+sandbox), never one process per (candidate, test) pair. Before anything runs:
+
+- identical candidate programs (same AST) and identical tests run once; results map back;
+- a test `assert f(X) <op> Y` with one replayable call is split into the call `f(X)` and a
+  check on its result, so the call's output is the candidate's signature on input X and the
+  verdict at the same time (one evaluation of f per input and candidate);
+- results are cached per candidate by content hash (program, entry point, limits, harness
+  version), per unit (call output, check, whole test), on disk under `cache_dir` (or in memory
+  when it is None); a second evaluate of the same pairs runs nothing.
+
+Hanging candidates stay cheap without mislabelling fast tests: after `k_reduce` timeouts in
+a row a candidate's next items get `reduced_timeout_s`; any item finishing in time restores
+the full timeout. A test therefore only reads "timeout" if it ran at least `reduced_timeout_s`.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import math
+import shutil
+import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from assay.asserts import call_inputs, split_call_check
+from assay.errors import UserError
+from assay.sandbox.base import Limits, Sandbox
+from assay.store import read_json, write_json
+from assay.types import Budget, Candidate, Evidence, Task, TestCase
+
+HARNESS_PATH = Path(__file__).with_name("harness.py")
+HARNESS_SRC = HARNESS_PATH.read_text(encoding="utf-8")
+# Any change to the harness changes every cache key.
+HARNESS_VERSION = hashlib.sha256(HARNESS_SRC.encode()).hexdigest()[:16]
+LOAD_ERROR_OUT = "!LoadError"
+
+
+def _h(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _norm_program(src: str) -> str:
+    """Programs with the same AST behave the same (comments, blank lines, formatting)."""
+    try:
+        return "ast:" + ast.dump(ast.parse(src))
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return "src:" + src
+
+
+@dataclass
+class _Plan:
+    """What to run for one task: shared tables of calls, checks and whole-test sources."""
+
+    entry_point: str
+    calls: list[str] = field(default_factory=list)
+    checks: list[tuple[str, str, str | None]] = field(default_factory=list)  # (args, check, expected)
+    execs: list[str] = field(default_factory=list)
+    call_index: dict[str, int] = field(default_factory=dict)
+    check_index: dict[tuple[str, str, str | None], int] = field(default_factory=dict)
+    exec_index: dict[str, int] = field(default_factory=dict)
+    test_unit: dict[str, tuple[str, int]] = field(default_factory=dict)  # tid -> ("k"|"x", idx)
+
+    def call(self, args: str) -> int:
+        if args not in self.call_index:
+            self.call_index[args] = len(self.calls)
+            self.calls.append(args)
+        return self.call_index[args]
+
+    def add_test(self, test: TestCase) -> None:
+        split = split_call_check(test.source, self.entry_point)
+        if split is not None:
+            self.call(split[0])
+            if split not in self.check_index:
+                self.check_index[split] = len(self.checks)
+                self.checks.append(split)
+            self.test_unit[test.id] = ("k", self.check_index[split])
+        else:
+            src = test.source
+            if src not in self.exec_index:
+                self.exec_index[src] = len(self.execs)
+                self.execs.append(src)
+            self.test_unit[test.id] = ("x", self.exec_index[src])
+
+    # unit keys: what one cached value is the result of
+    def out_key(self, call_idx: int) -> str:
+        return "o\0" + self.calls[call_idx]
+
+    def check_key(self, check_idx: int) -> str:
+        a, c, e = self.checks[check_idx]
+        return "k\0" + a + "\0" + c + "\0" + (e if e is not None else "\1")
+
+    def exec_key(self, exec_idx: int) -> str:
+        return "x\0" + self.execs[exec_idx]
+
+
+@dataclass
+class _Record:
+    """Cached results of one distinct candidate program under one configuration."""
+
+    key: str
+    load: str | None = None
+    units: dict[str, Any] = field(default_factory=dict)  # sha(unit key) -> value
+    dirty: bool = False
+
+    def get(self, unit: str) -> Any:
+        return self.units.get(_h(unit)[:32])
+
+    def put(self, unit: str, value: Any) -> None:
+        self.units[_h(unit)[:32]] = value
+        self.dirty = True
+
+
+@dataclass
+class _Work:
+    plan: _Plan
+    records: dict[str, _Record]  # program norm key -> record
+    programs: dict[str, str]  # program norm key -> content
+    cand_norm: dict[str, str]  # cid -> program norm key
+
+
+class Runner:
+    """Run function-task candidates against tests and inputs inside a Sandbox."""
+
+    def __init__(self, sandbox: Sandbox, *, test_timeout_s: float = 3.0, memory_mb: int = 1024,
+                 workers: int = 2, cache_dir: str | Path | None = None, budget: Budget | None = None,
+                 load_timeout_s: float | None = None, reduced_timeout_s: float | None = None,
+                 k_reduce: int = 2, max_batch: int = 25) -> None:
+        self.sandbox = sandbox
+        self.test_timeout_s = float(test_timeout_s)
+        self.load_timeout_s = float(load_timeout_s if load_timeout_s is not None else test_timeout_s)
+        self.reduced_timeout_s = float(reduced_timeout_s if reduced_timeout_s is not None
+                                       else max(0.05, 0.1 * self.test_timeout_s))
+        self.k_reduce = k_reduce
+        self.memory_mb = memory_mb
+        self.workers = max(1, workers)
+        self.max_batch = max(1, max_batch)
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self.budget = budget
+        self._mem_cache: dict[str, _Record] = {}
+        self._lock = threading.Lock()
+        self.sandbox_runs = 0  # batches actually executed (tests and benchmarks read it)
+        self.stats: list[dict[str, Any]] = []  # per executed candidate: items, seconds, forks
+
+    # ---------------------------------------------------------------- public API
+
+    def evaluate(self, task: Task, candidates: list[Candidate], tests: list[TestCase],
+                 inputs: list[str] | None = None) -> Evidence:
+        """Outcome of every test on every candidate, and each candidate's outputs on `inputs`
+        (default: the replayable entry-point calls found in `tests`)."""
+        return self.evaluate_many([(task, candidates, tests, inputs)])[0]
+
+    def evaluate_many(self, jobs: list[tuple[Task, list[Candidate], list[TestCase], list[str] | None]]
+                      ) -> list[Evidence]:
+        """`evaluate` for several tasks at once, sharing the worker pool across them."""
+        works = []
+        all_inputs = []
+        for task, candidates, tests, inputs in jobs:
+            ep = self._entry_point(task)
+            if inputs is None:
+                inputs = _dedupe(a for t in tests for a in call_inputs(t.source, ep))
+            plan = _Plan(ep)
+            for args in inputs:
+                plan.call(args)
+            for t in tests:
+                plan.add_test(t)
+            works.append(self._prepare(plan, candidates))
+            all_inputs.append(list(inputs))
+        self._execute(works)
+        return [self._evidence(task, candidates, tests, inputs, w)
+                for (task, candidates, tests, _), inputs, w in zip(jobs, all_inputs, works)]
+
+    def outputs(self, task: Task, candidates: list[Candidate], inputs: list[str]) -> dict[str, list[str]]:
+        """Each candidate's output (repr capped at 300 chars, "!ExcName", "!timeout", or
+        "!LoadError") on each input (an argument list as Python source)."""
+        plan = _Plan(self._entry_point(task))
+        for args in inputs:
+            plan.call(args)
+        work = self._prepare(plan, candidates)
+        self._execute([work])
+        return {c.id: self._signature(work, c, inputs) for c in candidates}
+
+    # ---------------------------------------------------------------- planning
+
+    def _entry_point(self, task: Task) -> str:
+        if task.kind != "function":
+            raise ValueError(f"Runner runs function tasks only, not {task.kind!r} ({task.id})")
+        if not task.entry_point:
+            raise UserError(f"task {task.id} has no entry_point; give the function name to call.")
+        return task.entry_point
+
+    def _config_key(self, ep: str) -> str:
+        return json.dumps([HARNESS_VERSION, ep, self.test_timeout_s, self.load_timeout_s,
+                           self.reduced_timeout_s, self.k_reduce, self.memory_mb])
+
+    def _prepare(self, plan: _Plan, candidates: list[Candidate]) -> _Work:
+        programs: dict[str, str] = {}
+        cand_norm: dict[str, str] = {}
+        for c in candidates:
+            if not c.valid:
+                continue
+            norm = _norm_program(c.content)
+            cand_norm[c.id] = norm
+            programs.setdefault(norm, c.content)
+        conf = self._config_key(plan.entry_point)
+        records = {norm: self._load_record(_h(conf + "\0" + norm)) for norm in programs}
+        return _Work(plan, records, programs, cand_norm)
+
+    def _missing(self, plan: _Plan, rec: _Record) -> dict[str, Any] | None:
+        """The harness job entry for what `rec` lacks, or None if everything is cached."""
+        if rec.load is not None:
+            return None
+        checks_of: dict[int, list[int]] = {i: [] for i in range(len(plan.calls))}
+        for k, (args, _, _) in enumerate(plan.checks):
+            if rec.get(plan.check_key(k)) is None:
+                checks_of[plan.call_index[args]].append(k)
+        calls = [[i, ks] for i, ks in checks_of.items() if ks or rec.get(plan.out_key(i)) is None]
+        execs = [x for x in range(len(plan.execs)) if rec.get(plan.exec_key(x)) is None]
+        if not calls and not execs:
+            return None
+        return {"calls": calls, "execs": execs}
+
+    # ---------------------------------------------------------------- execution
+
+    def _execute(self, works: list[_Work]) -> None:
+        batches: list[tuple[_Work, list[tuple[str, dict[str, Any]]]]] = []
+        pending = []
+        for w in works:
+            todo = [(norm, m) for norm, rec in w.records.items()
+                    if (m := self._missing(w.plan, rec)) is not None]
+            if todo:
+                pending.append((w, todo))
+        total = sum(len(t) for _, t in pending)
+        if not total:
+            return
+        size = max(1, min(self.max_batch, math.ceil(total / self.workers)))
+        for w, todo in pending:
+            n = math.ceil(len(todo) / size)
+            for i in range(n):
+                batches.append((w, todo[i::n]))
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            for w, done in pool.map(lambda b: (b[0], self._run_batch(*b)), batches):
+                for norm in done:
+                    self._store_record(w.records[norm])
+
+    def _limits(self, n_items: int, n_cands: int) -> Limits:
+        per_item = self.test_timeout_s + max(0.25, 0.25 * self.test_timeout_s)
+        per_cand = self.load_timeout_s + max(0.25, 0.25 * self.load_timeout_s) + 0.5
+        wall = 10.0 + n_cands * per_cand + n_items * per_item
+        return Limits(wall_s=wall, cpu_s=wall, memory_mb=self.memory_mb + 512, pids=64,
+                      output_bytes=256 << 20,
+                      env={"PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "LANG": "C.UTF-8"})
+
+    def _run_batch(self, work: _Work, todo: list[tuple[str, dict[str, Any]]], retry: bool = True) -> list[str]:
+        plan = work.plan
+        job = {
+            "entry_point": plan.entry_point,
+            "timeout": self.test_timeout_s,
+            "load_timeout": self.load_timeout_s,
+            "reduced_timeout": self.reduced_timeout_s,
+            "k_reduce": self.k_reduce,
+            "memory_mb": self.memory_mb,
+            "calls": plan.calls,
+            "checks": [[c, e] for _, c, e in plan.checks],
+            "execs": plan.execs,
+            "candidates": [dict(m, src=work.programs[norm]) for norm, m in todo],
+        }
+        n_items = sum(len(m["calls"]) + len(m["execs"]) for _, m in todo)
+        limits = self._limits(n_items, len(todo))
+        ws = Path(tempfile.mkdtemp(prefix="assay-exec-"))
+        try:
+            (ws / "harness.py").write_text(HARNESS_SRC, encoding="utf-8")
+            (ws / "job.json").write_text(json.dumps(job), encoding="utf-8")
+            res = self.sandbox.run([self.sandbox.python(), "-B", "harness.py", "job.json"], ws, limits)
+        finally:
+            shutil.rmtree(ws, ignore_errors=True)
+        with self._lock:
+            self.sandbox_runs += 1
+        if self.budget is not None:
+            self.budget.charge_sandbox(res.duration_s)
+        got: dict[int, dict[str, Any]] = {}
+        for line in res.stdout.splitlines():
+            if line.startswith("{"):
+                try:
+                    obj = json.loads(line)
+                except ValueError:
+                    continue  # a line cut by a kill
+                got[obj["i"]] = obj
+        done = []
+        for i, (norm, _) in enumerate(todo):
+            if i in got:
+                self._absorb(plan, work.records[norm], got[i])
+                done.append(norm)
+        rest = [t for i, t in enumerate(todo) if i not in got]
+        if rest:
+            if retry and got:
+                done += self._run_batch(work, rest, retry=False)
+            elif res.timed_out:
+                for norm, m in rest:  # reported, but not written to the disk cache
+                    self._absorb(plan, work.records[norm], _all_timeout(plan, m, limits.wall_s))
+            else:
+                raise RuntimeError(
+                    f"the test harness failed in the {self.sandbox.name} sandbox (exit code "
+                    f"{res.exit_code}, {res.killed_reason or ''}): {res.stderr[-2000:]}")
+        return done
+
+    def _absorb(self, plan: _Plan, rec: _Record, obj: dict[str, Any]) -> None:
+        with self._lock:
+            self.stats.append({"t": obj.get("t"), "forks": obj.get("forks"), "load": obj.get("load"),
+                               "items": len(obj["calls"]) + len(obj["execs"]),
+                               "timeouts": sum(c[1] == "!timeout" for c in obj["calls"])
+                               + sum(x[1] == "timeout" for x in obj["execs"])})
+            if obj.get("load") is not None:
+                rec.load = obj["load"]
+                rec.dirty = True
+                return
+            for call_idx, out, checks in obj["calls"]:
+                rec.put(plan.out_key(call_idx), out)
+                for check_idx, outcome, msg in checks:
+                    rec.put(plan.check_key(check_idx), [outcome, msg])
+            for exec_idx, outcome, msg in obj["execs"]:
+                rec.put(plan.exec_key(exec_idx), [outcome, msg])
+
+    # ---------------------------------------------------------------- cache
+
+    def _cache_path(self, key: str) -> Path:
+        assert self.cache_dir is not None
+        return self.cache_dir / key[:2] / f"{key}.json"
+
+    def _load_record(self, key: str) -> _Record:
+        with self._lock:
+            if key in self._mem_cache:
+                return self._mem_cache[key]
+        rec = _Record(key)
+        if self.cache_dir is not None:
+            path = self._cache_path(key)
+            if path.exists():
+                try:
+                    data = read_json(path)
+                    rec = _Record(key, load=data.get("load"), units=data.get("units", {}))
+                except (ValueError, OSError):
+                    rec = _Record(key)  # unreadable cache file: recompute and rewrite
+        else:
+            with self._lock:
+                rec = self._mem_cache.setdefault(key, rec)
+        return rec
+
+    def _store_record(self, rec: _Record) -> None:
+        if self.cache_dir is None or not rec.dirty:
+            return
+        with self._lock:
+            data = {"load": rec.load, "units": dict(rec.units)}
+            rec.dirty = False
+        write_json(self._cache_path(rec.key), data)
+
+    # ---------------------------------------------------------------- evidence
+
+    def _signature(self, work: _Work, c: Candidate, inputs: list[str]) -> list[str]:
+        rec = work.records.get(work.cand_norm.get(c.id, ""))
+        if rec is None or rec.load is not None:
+            return [LOAD_ERROR_OUT] * len(inputs)
+        plan = work.plan
+        return [rec.get(plan.out_key(plan.call_index[a])) for a in inputs]
+
+    def _evidence(self, task: Task, candidates: list[Candidate], tests: list[TestCase],
+                  inputs: list[str], work: _Work) -> Evidence:
+        ev = Evidence(task_id=task.id, candidate_ids=[c.id for c in candidates], tests=list(tests),
+                      inputs=list(inputs))
+        plan = work.plan
+        for c in candidates:
+            rec = work.records.get(work.cand_norm.get(c.id, ""))
+            row: dict[str, str] = {}
+            msgs: dict[str, str] = {}
+            load = (c.error or "invalid candidate") if rec is None else rec.load
+            if load is not None:
+                ev.load_errors[c.id] = load
+                for t in tests:
+                    row[t.id] = "error"
+                    msgs[t.id] = "candidate failed to load: " + load
+            else:
+                for t in tests:
+                    kind, idx = plan.test_unit[t.id]
+                    key = plan.check_key(idx) if kind == "k" else plan.exec_key(idx)
+                    outcome, msg = rec.get(key)
+                    row[t.id] = outcome
+                    if outcome != "pass":
+                        msgs[t.id] = msg
+            ev.outcomes[c.id] = row
+            if msgs:
+                ev.messages[c.id] = msgs
+            ev.signatures[c.id] = self._signature(work, c, inputs)
+        return ev
+
+
+def _dedupe(items: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+def _all_timeout(plan: _Plan, missing: dict[str, Any], wall_s: float) -> dict[str, Any]:
+    msg = f"the sandbox run hit its {wall_s:.0f}s limit before this ran"
+    return {"load": None,
+            "calls": [[i, "!timeout", [[k, "timeout", msg] for k in ks]] for i, ks in missing["calls"]],
+            "execs": [[x, "timeout", msg] for x in missing["execs"]]}

@@ -1,0 +1,48 @@
+"""`cluster`: group candidates by behaviour (their outputs on the shared inputs) and pick the
+largest group (AlphaCode clustering / MBR-exec). Tied groups share the credit."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from assay.selectors._common import abstain, loadable, ranked_selection, weight
+from assay.selectors.base import SelectContext
+from assay.types import Candidate, Evidence, Selection, Task
+
+
+def behaviour(evidence: Evidence, cid: str) -> tuple[str, ...]:
+    return tuple(evidence.signatures.get(cid, []))
+
+
+def all_failed(sig: tuple[str, ...]) -> bool:
+    """True when every output is an exception or a timeout (an empty signature is not)."""
+    return bool(sig) and all(o.startswith("!") for o in sig)
+
+
+class Cluster:
+    """Score = total weight of the candidate's behaviour cluster.
+
+    Clusters that only raise or time out on every input rank below any cluster that returns
+    something, whatever their size."""
+
+    name = "cluster"
+    needs_model = False
+
+    def select(self, task: Task, candidates: list[Candidate], evidence: Evidence,
+               ctx: SelectContext) -> Selection:
+        pool = loadable(candidates, evidence)
+        if not pool:
+            return abstain("cluster: no candidates")
+        sig = {c.id: behaviour(evidence, c.id) for c in pool}
+        mass: dict[tuple[str, ...], float] = defaultdict(float)
+        for c in pool:
+            mass[sig[c.id]] += weight(ctx, c.id)
+        total = sum(mass.values())
+        # failing-only clusters get mass - total (< 0): below every working one, still by size
+        score = {s: m - total if all_failed(s) else m for s, m in mass.items()}
+        scores = {cid: score[s] for cid, s in sig.items()}
+        best = max(score, key=lambda s: score[s])
+        return ranked_selection(
+            self.name, pool, scores, ctx,
+            f"cluster: {len(mass)} behaviours on {len(evidence.inputs)} inputs; largest has "
+            f"weight {mass[best]:g}", groups=sig)

@@ -1,0 +1,25 @@
+"""Shared fixtures."""
+
+from __future__ import annotations
+
+import pytest
+
+DOCKER_IMAGE = "assay-sandbox:py311"
+
+
+@pytest.fixture(scope="session", params=["local", pytest.param("docker", marks=pytest.mark.docker)])
+def sandbox(request):
+    """Each sandbox backend that can run here; the rest are skipped with the reason."""
+    from assay.sandbox.base import SandboxUnavailable, make_sandbox
+
+    if request.param == "docker":
+        try:
+            import assay.sandbox.docker  # noqa: F401
+        except ImportError:
+            pytest.skip("docker backend: assay.sandbox.docker is not available")
+    try:
+        box = make_sandbox(request.param, image=DOCKER_IMAGE if request.param == "docker" else None)
+    except SandboxUnavailable as e:
+        pytest.skip(f"{request.param} backend unavailable: {e}")
+    yield box
+    box.close()

@@ -1,0 +1,258 @@
+"""LocalSandbox (bubblewrap): normal runs, stdin, exit codes, environment, limits, CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from assay.sandbox.base import Limits, SandboxUnavailable, make_sandbox
+
+pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap (bwrap) is not installed")
+
+
+@pytest.fixture(scope="module")
+def box():
+    from assay.sandbox.local import LocalSandbox
+
+    sb = LocalSandbox()
+    yield sb
+    sb.close()
+
+
+def py(box, code: str) -> list[str]:
+    return [box.python(), "-c", code]
+
+
+def test_runs_python_in_workspace(box, tmp_path):
+    (tmp_path / "data.txt").write_text("42")
+    code = "import os; print(os.getcwd(), open('data.txt').read()); open('out.txt', 'w').write('ok')"
+    res = box.run(py(box, code), tmp_path, Limits(wall_s=10))
+    assert res.exit_code == 0, res.stderr
+    assert res.stdout.split() == ["/workspace", "42"]
+    assert (tmp_path / "out.txt").read_text() == "ok"
+    assert not res.timed_out and res.killed_reason is None
+    # the workspace and what the command wrote go back to the workspace's owner
+    assert (tmp_path / "out.txt").stat().st_uid == tmp_path.stat().st_uid == os.getuid()
+
+
+def test_script_path_on_host_is_translated(box, tmp_path):
+    (tmp_path / "main.py").write_text("print('from main')")
+    res = box.run([box.python(), str(tmp_path / "main.py")], tmp_path, Limits(wall_s=10))
+    assert res.exit_code == 0, res.stderr
+    assert res.stdout == "from main\n"
+
+
+def test_python_is_base_interpreter_with_stdlib_only(box, tmp_path):
+    assert os.path.realpath(sys.base_prefix) in box.python()
+    code = "import sys, json, sqlite3, ssl; print(sys.prefix)"
+    res = box.run(py(box, code), tmp_path, Limits(wall_s=10))
+    assert res.exit_code == 0, res.stderr
+    assert res.stdout.strip() == os.path.realpath(sys.base_prefix)
+
+
+def test_stdin_is_streamed_both_ways(box, tmp_path):
+    # the child writes more than a pipe holds before it reads stdin: feeding stdin all at
+    # once before draining stdout would deadlock
+    job = json.dumps({"items": list(range(50_000))}).encode()
+    code = ("import sys, json; sys.stdout.write('x' * 300000 + '\\n'); sys.stdout.flush(); "
+            "job = json.load(sys.stdin); print(json.dumps({'n': len(job['items'])}))")
+    res = box.run(py(box, code), tmp_path, Limits(wall_s=10), stdin=job)
+    assert res.exit_code == 0, res.stderr
+    assert json.loads(res.stdout.splitlines()[-1]) == {"n": 50_000}
+
+
+def test_no_stdin_means_empty_input(box, tmp_path):
+    res = box.run(py(box, "import sys; print(repr(sys.stdin.read()))"), tmp_path, Limits(wall_s=10))
+    assert res.stdout == "''\n"
+
+
+def test_unread_stdin_is_dropped(box, tmp_path):
+    res = box.run(py(box, "print('done')"), tmp_path, Limits(wall_s=10), stdin=b"z" * (1 << 20))
+    assert res.exit_code == 0 and res.stdout == "done\n"
+
+
+@pytest.mark.parametrize("code, expected", [
+    ("raise SystemExit(3)", 3),
+    ("raise ValueError('boom')", 1),
+    ("import os, signal; os.kill(os.getpid(), signal.SIGKILL)", 137),
+])
+def test_exit_codes(box, tmp_path, code, expected):
+    res = box.run(py(box, code), tmp_path, Limits(wall_s=10))
+    assert res.exit_code == expected
+    if expected == 1:
+        assert "ValueError: boom" in res.stderr
+
+
+def test_missing_command_is_a_result_not_an_exception(box, tmp_path):
+    res = box.run(["no-such-command-xyz"], tmp_path, Limits(wall_s=10))
+    assert res.exit_code == 127
+    assert "no-such-command-xyz" in res.stderr
+
+
+def test_environment_is_cleared(box, tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_API_KEY", "sk-parent-secret")
+    limits = Limits(wall_s=10, env={"ASSAY_JOB": "7"})
+    res = box.run(py(box, "import os, json; print(json.dumps(dict(os.environ)))"), tmp_path, limits)
+    env = json.loads(res.stdout)
+    env.pop("PWD", None)  # set by the process itself
+    assert set(env) == {"PATH", "HOME", "LANG", "ASSAY_JOB"}
+    assert env["HOME"] == "/workspace" and env["ASSAY_JOB"] == "7"
+    assert "sk-parent-secret" not in res.stdout
+
+
+def test_unprivileged_uid_and_no_capabilities(box, tmp_path):
+    code = ("import os; s = open('/proc/self/status').read(); "
+            "print(os.getuid(), os.geteuid(), os.getgid(), os.getgroups()); "
+            "print([l.split()[1] for l in s.splitlines() if l.startswith(('CapEff', 'CapPrm', 'CapBnd', 'NoNewPrivs'))])")
+    res = box.run(py(box, code), tmp_path, Limits(wall_s=10))
+    first, second = res.stdout.splitlines()
+    uid, euid, gid = (int(x) for x in first.split()[:3])
+    assert uid != 0 and euid != 0 and gid != 0
+    assert first.endswith("[]")
+    assert second == "['0000000000000000', '0000000000000000', '0000000000000000', '1']"
+
+
+def test_only_system_dirs_are_visible(box, tmp_path):
+    res = box.run(py(box, "import os; print(sorted(os.listdir('/')))"), tmp_path, Limits(wall_s=10))
+    visible = set(eval(res.stdout))
+    assert visible <= {"usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc", "root", "tmp",
+                       "dev", "proc", "workspace"}
+    assert {"usr", "etc", "tmp", "dev", "proc", "workspace"} <= visible
+    assert "home" not in visible and "sys" not in visible and "work" not in visible
+
+
+def test_limits_reach_the_command(box, tmp_path):
+    code = ("import resource as r, os; print(r.getrlimit(r.RLIMIT_CPU)[0], r.getrlimit(r.RLIMIT_FSIZE)[0], "
+            "r.getrlimit(r.RLIMIT_NPROC)[0]); st = os.statvfs('/tmp'); print(st.f_blocks * st.f_frsize)")
+    limits = Limits(wall_s=5, cpu_s=3, pids=20, fsize_mb=7, memory_mb=300)
+    res = box.run(py(box, code), tmp_path, limits)
+    assert res.exit_code == 0, res.stderr
+    cpu, fsize, nproc = (int(x) for x in res.stdout.split()[:3])
+    assert cpu == 4  # whole seconds, rounded up past cpu_s
+    assert fsize == 7 * 1024 * 1024
+    assert nproc in (20, 21)  # 21: one above the pids cgroup, which then trips first
+    assert int(res.stdout.split()[3]) == 7 * 1024 * 1024  # private /tmp is that big
+
+
+def test_cpu_limit_kills_busy_loop(box, tmp_path):
+    # generous wall time: on a loaded machine 2 s of CPU can take much longer than 2 s
+    res = box.run(py(box, "while True: pass"), tmp_path, Limits(wall_s=30, cpu_s=1))
+    assert not res.timed_out
+    assert res.exit_code in (128 + 9, 128 + 24)  # SIGKILL or SIGXCPU
+
+
+def test_memory_limit_where_cgroups_exist(box, tmp_path):
+    code = "x = b'\\x01' * (400 * 1024 * 1024); print('survived')"
+    res = box.run(py(box, code), tmp_path, Limits(wall_s=10, memory_mb=100))
+    assert "survived" not in res.stdout
+    assert res.exit_code != 0
+    if box.cgroups.memory is not None:
+        assert res.killed_reason == "memory"
+    else:
+        assert "MemoryError" in res.stderr
+
+
+def test_parallel_runs_get_distinct_uids(box, tmp_path):
+    def one(i):
+        ws = tmp_path / f"w{i}"
+        ws.mkdir()
+        return box.run(py(box, "import os, time; time.sleep(0.3); print(os.getuid())"), ws, Limits(wall_s=10))
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(one, range(4)))
+    assert all(r.exit_code == 0 for r in results), [r.stderr for r in results]
+    uids = {int(r.stdout) for r in results}
+    if os.geteuid() == 0:
+        assert len(uids) == 4
+
+
+def test_timeout_exit_124(box, tmp_path):
+    res = box.run(py(box, "import time; time.sleep(10)"), tmp_path, Limits(wall_s=0.5))
+    assert res.exit_code == 124 and res.timed_out and res.killed_reason == "timeout"
+    assert res.duration_s < 3
+
+
+def test_missing_workspace_is_a_user_error(box, tmp_path):
+    from assay.errors import UserError
+
+    with pytest.raises(UserError, match="not a directory"):
+        box.run(py(box, "pass"), tmp_path / "nope", Limits())
+
+
+def test_unavailable_without_bwrap(monkeypatch, tmp_path):
+    from assay.sandbox.local import LocalSandbox
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty directory: no bwrap on PATH
+    with pytest.raises(SandboxUnavailable) as err:
+        LocalSandbox()
+    msg = str(err.value)
+    assert "apt-get install bubblewrap" in msg and "--unsafe-no-sandbox" in msg
+    with pytest.raises(SandboxUnavailable):
+        make_sandbox("local")
+    assert isinstance(make_sandbox("local", unsafe_no_sandbox=True), object)
+
+
+# ---------------------------------------------------------------------------- CLI
+
+
+def invoke(args, **kw):
+    from assay.cli import app
+
+    return CliRunner().invoke(app, ["sandbox", "run", *args], **kw)
+
+
+def test_cli_run_passes_output_and_exit_code(tmp_path):
+    (tmp_path / "in.txt").write_text("hello")
+    res = invoke(["--workspace", str(tmp_path), "--", "python3", "-c",
+                  "import sys; print(open('in.txt').read()); print('err', file=sys.stderr); sys.exit(5)"])
+    assert res.exit_code == 5
+    assert "hello" in res.stdout and "err" in res.stderr
+
+
+def test_cli_timeout_and_truncation_are_marked(tmp_path):
+    res = invoke(["--timeout", "0.5", "--workspace", str(tmp_path), "--", "sleep", "5"])
+    assert res.exit_code == 124
+    assert "timeout" in res.stderr
+    res = invoke(["--workspace", str(tmp_path), "--", "python3", "-c", "print('y' * (3 << 20))"])
+    assert "stdout truncated" in res.stderr
+    assert len(res.stdout) <= (1 << 20) + 1
+
+
+def test_cli_fresh_workspace_is_removed(tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    res = invoke(["--", "python3", "-c", "import os; open('f', 'w').write('x'); print(os.listdir('.'))"])
+    assert res.exit_code == 0, res.stderr
+    assert res.stdout.strip() == "['f']"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_stdin_file(tmp_path):
+    (tmp_path / "job.json").write_text('{"a": 1}')
+    res = invoke(["--stdin", str(tmp_path / "job.json"), "--", "cat"])
+    assert res.exit_code == 0 and res.stdout == '{"a": 1}'
+
+
+def test_cli_through_the_entry_point_sets_exit_status(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "assay.cli", "sandbox", "run", "--workspace", str(tmp_path),
+                          "--", "sh", "-c", "echo hi; exit 7"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 7 and out.stdout == "hi\n"
+    out = subprocess.run([sys.executable, "-m", "assay.cli", "sandbox", "run", "--workspace",
+                          str(tmp_path / "missing"), "--", "true"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "--workspace" in out.stderr
+
+
+def test_cli_unsafe_flag_uses_no_sandbox(tmp_path):
+    res = invoke(["--unsafe-no-sandbox", "--workspace", str(tmp_path), "--", "python3", "-c",
+                  "import os; print(os.getcwd())"])
+    assert res.exit_code == 0
+    assert res.stdout.strip() == str(tmp_path.resolve())

@@ -1,0 +1,71 @@
+"""`assay select` end to end on the tiny committed pool (real sandbox, real runner)."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from assay.cli import main
+
+TINY = Path(__file__).resolve().parents[1] / "examples" / "pools" / "tiny.jsonl"
+
+
+def _sandbox_args() -> list[str]:
+    # the tiny pool is our own hand-written code; without bubblewrap run it unisolated
+    return ["--sandbox", "local"] if shutil.which("bwrap") else ["--unsafe-no-sandbox"]
+
+
+def run_select(tmp_path, *extra) -> dict:
+    out = tmp_path / "out.json"
+    main(["select", "--pool", str(TINY), "--json", str(out), "--timeout", "0.5", "--quiet",
+          *_sandbox_args(), *extra])
+    return json.loads(out.read_text())
+
+
+def test_select_vote_exact_numbers(tmp_path):
+    r = run_select(tmp_path, "--selector", "vote")
+    assert r["selector"] == "vote" and r["tasks"] == 2
+    assert r["oracle"] == 1.0
+    assert r["baseline_pass1"] == pytest.approx((2 / 4 + 1 / 4) / 2)
+    # add: c0 and c2 tie on 2 tests (both right); neg: c2 (returns x) fits the wrong test best
+    assert r["selected_pass1"] == pytest.approx(0.5)
+    assert r["abstained"] == 0 and r["cost_usd"] == 0.0
+    assert [(t["task_id"], t["correct"]) for t in r["per_task"]] == [("tiny/add", 1.0), ("tiny/neg", 0.0)]
+    assert r["per_task"][0]["chosen"] in ("c0", "c2") and r["per_task"][1]["chosen"] == "c2"
+
+
+def test_select_public_cluster_uses_prompt_examples_and_shares_ties(tmp_path):
+    r = run_select(tmp_path, "--selector", "public|cluster")
+    # add: the >>> example keeps c0, c2 (same behaviour) -> 1; neg: clusters {-x} and {x} tie -> 1/2
+    assert [t["correct"] for t in r["per_task"]] == [1.0, 0.5]
+    assert r["selected_pass1"] == pytest.approx(0.75)
+    r2 = run_select(tmp_path, "--selector", "public|cluster", "--no-prompt-examples")
+    # without the example, add's clusters {a+b} (c0, c2) and {a-b} (c1): the pair wins anyway
+    assert r2["per_task"][0]["correct"] == 1.0
+
+
+def test_default_selector_is_used_and_recorded(tmp_path):
+    from assay.selectors.pipeline import DEFAULT_PIPELINE
+
+    assert run_select(tmp_path)["selector"] == DEFAULT_PIPELINE
+
+
+def test_malformed_pool_exits_2_naming_line_and_field(tmp_path, capsys):
+    bad = tmp_path / "bad.jsonl"
+    rows = TINY.read_text().splitlines()
+    broken = json.loads(rows[1])
+    del broken["entry_point"]
+    bad.write_text(rows[0] + "\n" + json.dumps(broken) + "\n")
+    with pytest.raises(SystemExit) as e:
+        main(["select", "--pool", str(bad), "--quiet"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "line 2" in err and "'entry_point'" in err and "Traceback" not in err
+
+
+def test_unknown_selector_exits_2_listing_known_ones(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["select", "--pool", str(TINY), "--selector", "public|bogus", "--quiet"])
+    assert e.value.code == 2
+    assert "known selectors:" in capsys.readouterr().err
