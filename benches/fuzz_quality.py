@@ -43,6 +43,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--evidence-cache", default=None)
+    ap.add_argument("--runner-cache", default=None, help="the Runner's per-candidate result cache")
     ap.add_argument("--no-prompt-examples", action="store_true",
                     help="also score the pipelines with `public` without the prompt's examples")
     ap.add_argument("--note", default="")
@@ -58,7 +59,7 @@ def main() -> None:
     box = make_sandbox(args.sandbox)
     rows = []
     try:
-        runner = Runner(box, test_timeout_s=args.timeout, workers=args.workers)
+        runner = Runner(box, test_timeout_s=args.timeout, workers=args.workers, cache_dir=args.runner_cache)
         for variant, ev_set in variants:
             for spec in args.specs.split(","):
                 if variant == "no prompt examples" and "public" not in spec:

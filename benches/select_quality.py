@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from assay.commands.select import PoolEval, evaluate_pool, hidden_correct, select_all, summarize  # noqa: E402
+from assay.commands.select import DEFAULT_TIMEOUT_S, HIDDEN_TIMEOUT_S, PoolEval, evaluate_pool, hidden_correct, select_all, summarize  # noqa: E402
 from assay.pool import load_pool  # noqa: E402
 from assay.types import Candidate, Evidence, Task  # noqa: E402
 
@@ -58,11 +58,13 @@ def load_or_run(args) -> tuple[list[PoolEval], list[dict[str, bool]], dict]:
     pool = load_pool(args.pool, limit=args.limit)
     box = make_sandbox(args.sandbox)
     try:
-        runner = Runner(box, test_timeout_s=args.timeout, workers=args.workers)
+        runner = Runner(box, test_timeout_s=args.timeout, workers=args.workers, cache_dir=args.runner_cache)
+        scorer = Runner(box, test_timeout_s=max(args.timeout, HIDDEN_TIMEOUT_S), workers=args.workers,
+                        cache_dir=args.runner_cache)
         t0 = time.monotonic()
         evals = evaluate_pool(pool, runner, prompt_examples=True)
         t1 = time.monotonic()
-        correct = hidden_correct(pool, runner)
+        correct = hidden_correct(pool, scorer)
         t2 = time.monotonic()
     finally:
         box.close()
@@ -73,6 +75,23 @@ def load_or_run(args) -> tuple[list[PoolEval], list[dict[str, bool]], dict]:
                 "correct": correct, "timing": timing}
         cache.write_bytes(gzip.compress(json.dumps(blob).encode()))
     return evals, correct, timing
+
+
+def hidden_only(args) -> None:
+    from assay.metrics import baseline_pass1, oracle
+    from assay.sandbox.base import make_sandbox
+    from assay.sandbox.runner import Runner
+
+    pool = load_pool(args.pool, limit=args.limit)
+    box = make_sandbox(args.sandbox)
+    try:
+        scorer = Runner(box, test_timeout_s=max(args.timeout, HIDDEN_TIMEOUT_S), workers=args.workers,
+                        cache_dir=args.runner_cache)
+        correct = hidden_correct(pool, scorer)
+    finally:
+        box.close()
+    print(json.dumps({"pool": args.pool, "tasks": len(pool), "oracle": oracle(correct),
+                      "baseline_pass1": baseline_pass1(correct)}))
 
 
 def without_public(evals: list[PoolEval]) -> list[PoolEval]:
@@ -98,14 +117,20 @@ def main() -> None:
     ap.add_argument("--name", required=True, help="results go to benches/results/select_quality_<name>.{json,md}")
     ap.add_argument("--specs", default=",".join(SPECS))
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--timeout", type=float, default=3.0)
+    ap.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S)
     ap.add_argument("--sandbox", default="local")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--limit", type=int, default=None)
-    ap.add_argument("--evidence-cache", default=None)
+    ap.add_argument("--evidence-cache", default=None, help="gzipped JSON of the pool's evidence (reused)")
+    ap.add_argument("--runner-cache", default=None, help="the Runner's per-candidate result cache")
     ap.add_argument("--note", default="", help="extra line for the markdown (e.g. where the pool came from)")
+    ap.add_argument("--hidden-only", action="store_true",
+                    help="only score every candidate with the hidden test: print oracle and random pass@1")
     args = ap.parse_args()
 
+    if args.hidden_only:
+        hidden_only(args)
+        return
     evals, correct, timing = load_or_run(args)
     rows = []
     t_sel = time.monotonic()
@@ -143,7 +168,7 @@ def main() -> None:
           f"{meta['tasks_with_prompt_examples']} tasks with worked examples in the prompt",
           f"- oracle (any candidate correct): {meta['oracle']:.3f}; random pass@1: {meta['baseline_pass1']:.3f}",
           f"- time: tests {timing.get('evidence_s')} s + hidden scoring {timing.get('hidden_s')} s "
-          f"({args.workers} workers, {args.timeout:g} s per test, {args.sandbox} sandbox)", "",
+          f"({args.workers} workers, {args.timeout:g} s per test, hidden check {max(args.timeout, HIDDEN_TIMEOUT_S):g} s, {args.sandbox} sandbox)", "",
           "| selector | prompt examples | selected pass@1 | abstained |", "|---|---|---:|---:|"]
     for r in rows:
         md.append(f"| `{r['selector']}` | {'yes' if r['variant'].startswith('prompt') else 'no'} | "

@@ -174,3 +174,24 @@ def test_replay_rejects_missing_or_bad_recording(tmp_path):
     bad.write_text("{not json\n")
     with pytest.raises(UserError, match="not valid JSON"):
         ReplayModel(bad)
+
+
+def test_litellm_other_unsupported_params_are_dropped_and_retried(monkeypatch):
+    import litellm
+
+    real = litellm.completion
+    seen = []
+
+    def picky(**kwargs):  # a provider that refuses `temperature` unless litellm drops it
+        seen.append(kwargs.get("drop_params", False))
+        if not kwargs.get("drop_params"):
+            raise litellm.exceptions.UnsupportedParamsError(
+                message="o1 does not support parameters: ['temperature']", llm_provider="openai",
+                model="o1")
+        return real(**kwargs)
+
+    monkeypatch.setattr(litellm, "completion", picky)
+    model = LiteLLMModel("openai/o1-mini", mock_response="fine")
+    assert [c.text for c in model.complete(MSGS, n=2)] == ["fine", "fine"]
+    assert model.complete(MSGS)[0].text == "fine"
+    assert seen == [False, True, True]  # later calls drop at once

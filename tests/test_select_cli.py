@@ -16,15 +16,20 @@ def _sandbox_args() -> list[str]:
     return ["--sandbox", "local"] if shutil.which("bwrap") else ["--unsafe-no-sandbox"]
 
 
-def run_select(tmp_path, *extra) -> dict:
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("runner-cache")  # shared: each program runs once per module
+
+
+def run_select(tmp_path, cache, *extra) -> dict:
     out = tmp_path / "out.json"
     main(["select", "--pool", str(TINY), "--json", str(out), "--timeout", "0.5", "--quiet",
-          *_sandbox_args(), *extra])
+          "--cache-dir", str(cache), *_sandbox_args(), *extra])
     return json.loads(out.read_text())
 
 
-def test_select_vote_exact_numbers(tmp_path):
-    r = run_select(tmp_path, "--selector", "vote")
+def test_select_vote_exact_numbers(tmp_path, cache):
+    r = run_select(tmp_path, cache, "--selector", "vote")
     assert r["selector"] == "vote" and r["tasks"] == 2
     assert r["oracle"] == 1.0
     assert r["baseline_pass1"] == pytest.approx((2 / 4 + 1 / 4) / 2)
@@ -35,20 +40,20 @@ def test_select_vote_exact_numbers(tmp_path):
     assert r["per_task"][0]["chosen"] in ("c0", "c2") and r["per_task"][1]["chosen"] == "c2"
 
 
-def test_select_public_cluster_uses_prompt_examples_and_shares_ties(tmp_path):
-    r = run_select(tmp_path, "--selector", "public|cluster")
+def test_select_public_cluster_uses_prompt_examples_and_shares_ties(tmp_path, cache):
+    r = run_select(tmp_path, cache, "--selector", "public|cluster")
     # add: the >>> example keeps c0, c2 (same behaviour) -> 1; neg: clusters {-x} and {x} tie -> 1/2
     assert [t["correct"] for t in r["per_task"]] == [1.0, 0.5]
     assert r["selected_pass1"] == pytest.approx(0.75)
-    r2 = run_select(tmp_path, "--selector", "public|cluster", "--no-prompt-examples")
+    r2 = run_select(tmp_path, cache, "--selector", "public|cluster", "--no-prompt-examples")
     # without the example, add's clusters {a+b} (c0, c2) and {a-b} (c1): the pair wins anyway
     assert r2["per_task"][0]["correct"] == 1.0
 
 
-def test_default_selector_is_used_and_recorded(tmp_path):
+def test_default_selector_is_used_and_recorded(tmp_path, cache):
     from assay.selectors.pipeline import DEFAULT_PIPELINE
 
-    assert run_select(tmp_path)["selector"] == DEFAULT_PIPELINE
+    assert run_select(tmp_path, cache)["selector"] == DEFAULT_PIPELINE
 
 
 def test_malformed_pool_exits_2_naming_line_and_field(tmp_path, capsys):

@@ -178,3 +178,22 @@ def test_judge_needing_selector_refused_without_model(monkeypatch):
     with pytest.raises(UserError, match="'judgey' needs a model.*--model"):
         require_model("public|judgey", has_model=False)
     require_model("public|judgey", has_model=True)
+
+
+def test_consensus_combines_cluster_weight_and_tests_passed():
+    from assay.selectors.cluster import Consensus
+
+    # {c0, c1} behave alike and pass 1 test: 2 x (1 + 1) = 4; c2 alone passes 3: 1 x 4 = 4 (tie);
+    # c3 passes nothing: 1 x 1; {c4, c5} only raise: ranked last despite their weight.
+    cs = cands("a", "b", "c", "d", "e", "f")
+    out = {"c0": {"g0": P, "g1": F, "g2": F}, "c1": {"g0": P, "g1": F, "g2": F},
+           "c2": {"g0": P, "g1": P, "g2": P}, "c3": {"g0": F, "g1": F, "g2": F},
+           "c4": {"g0": F, "g1": F, "g2": F}, "c5": {"g0": F, "g1": F, "g2": F}}
+    sigs = {"c0": ["1"], "c1": ["1"], "c2": ["2"], "c3": ["3"], "c4": ["!KeyError"], "c5": ["!KeyError"]}
+    sel = Consensus().select(TASK, cs, evidence(out, signatures=sigs), ctx())
+    assert sel.tied == ["c0", "c1", "c2"]
+    assert sel.scores["c0"] == 4.0 and sel.scores["c2"] == 4.0 and sel.scores["c3"] == 1.0
+    assert sel.ranking[-2:] == ["c4", "c5"] and sel.scores["c4"] < sel.scores["c3"]
+    # without tests it is plain clustering
+    no_tests = evidence({c.id: {} for c in cs}, signatures=sigs)
+    assert Consensus().select(TASK, cs, no_tests, ctx()).tied == ["c0", "c1"]

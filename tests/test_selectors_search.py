@@ -279,3 +279,16 @@ def test_shrinking_reaches_a_minimal_disagreeing_input(runner):
     assert _shrink(task, ctx, by["ok1"], by["wrong"], [start], rounds=20) == ("[-1]", "1", "-1")
     # inputs on which both agree are never taken
     assert _shrink(task, ctx, by["ok1"], by["ok2"], [start], rounds=20)[0] == start
+
+
+def test_tournament_stops_cleanly_when_the_budget_is_spent(runner):
+    from assay.types import Budget
+
+    task, cands, ev = _four_behaviours(runner)
+    budget = Budget(calls=2)
+    model = ScriptedModel(_marker_judge("# MARKER"), budget=budget)
+    ctx = _ctx(runner, model=model)
+    ctx.budget = budget
+    sel = Tournament().select(task, cands, ev, ctx)
+    assert len(model.calls) == 2 and "stopped early" in sel.rationale
+    assert sel.chosen is not None and len(sel.ranking) == len(cands)

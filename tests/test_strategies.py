@@ -252,3 +252,87 @@ def test_recorded_strategy_run_replays_to_the_same_candidates(tmp_path, runner):
     assert [(c.id, c.content, c.origin.plan) for c in again] == \
         [(c.id, c.content, c.origin.plan) for c in first]
     assert any(c.origin.round == 1 for c in first)  # the repair calls were replayed too
+
+
+def test_self_debug_runs_each_round_as_one_batch(runner):
+    class Counting:
+        def __init__(self):
+            self.batches = []
+
+        def evaluate(self, task, candidates, tests, inputs=None):
+            self.batches.append([c.id for c in candidates])
+            return runner.evaluate(task, candidates, tests, inputs)
+
+    counting = Counting()
+    model = ScriptedModel([BAD, BAD, GOOD, GOOD, GOOD])
+    cands = self_debug.generate(make_task(), model, 3, runner=counting, rounds=3, workers=2)
+    assert counting.batches == [["dbg0", "dbg1", "dbg2"], ["dbg0r1", "dbg1r1"]]
+    assert [c.id for c in cands] == ["dbg0", "dbg0r1", "dbg1", "dbg1r1", "dbg2"]
+    assert all(c.valid for c in cands)
+
+
+def test_solve_prompt_for_code_and_prose_statements():
+    from assay.agent.strategies._common import solve_messages
+
+    code = solve_messages(make_task())[-1]["content"]
+    assert code.startswith("Complete the following Python function") and "```python\nfrom typing" in code
+    prose = Task(id="p", statement="Given a list of ints, return the largest.", entry_point="biggest")
+    text = solve_messages(prose)[-1]["content"]
+    assert "writing a function `biggest`" in text and "```python\nGiven" not in text
+
+
+def test_plansearch_derived_observation_feeds_the_plan():
+    def answer(messages):
+        prompt = messages[-1]["content"]
+        if "observations about this problem" in prompt:
+            return "- only observation"
+        if "derive ONE new" in prompt:
+            assert "- only observation" in prompt
+            return "- derived insight"
+        if "step-by-step plan" in prompt:
+            assert "- only observation" in prompt and "- derived insight" in prompt
+            return "the plan"
+        return GOOD
+
+    model = ScriptedModel(answer)
+    cands = plansearch.generate(make_task(), model, 1, derive=True)
+    assert len(model.calls) == 4 and cands[0].valid and cands[0].origin.plan == "the plan"
+
+
+def test_repeated_through_litellm_mock_response_carries_cost(tmp_path):
+    from assay.agent.models import CallRecorder, LiteLLMModel
+
+    store = RunStore(tmp_path, "l")
+    budget = Budget()
+    model = LiteLLMModel("openai/gpt-4o-mini", recorder=CallRecorder(store), budget=budget,
+                         mock_response=GOOD)
+    cands = STRATEGIES["repeated"](make_task(), model, 2, budget=budget)
+    assert [c.valid for c in cands] == [True, True]
+    assert cands[0].origin.model == "openai/gpt-4o-mini"
+    total = cands[0].cost + cands[1].cost
+    assert total.calls == 1 and total.usd == pytest.approx(budget.spent.usd) and total.usd > 0
+    assert len(list(read_jsonl(store.trajectory_path("T/0", "repeated")))) == 1
+
+
+def test_self_debug_learns_only_from_trusted_tests(runner):
+    task = make_task()
+    wrong = Case(id="gen_0", source="assert add(1, 1) == 5", origin="generated", trusted=False)
+    task = task.model_copy(update={"public_tests": task.public_tests + [wrong]})
+    model = ScriptedModel([GOOD])
+    cands = self_debug.generate(task, model, 1, runner=runner, rounds=2)
+    assert [c.id for c in cands] == ["dbg0"]  # passes every trusted test: no repair asked
+    assert len(model.calls) == 1
+
+
+def test_self_debug_checks_the_run_budget_before_each_repair(runner):
+    from assay.types import Cost
+
+    budget = Budget(calls=1)
+
+    def answer(messages):  # spending that this model does not charge itself (another stage)
+        budget.charge(Cost(calls=1))
+        return BAD
+
+    model = ScriptedModel(answer)
+    cands = self_debug.generate(make_task(), model, 1, runner=runner, rounds=2, budget=budget)
+    assert [c.id for c in cands] == ["dbg0"] and len(model.calls) == 1

@@ -129,7 +129,8 @@ def test_generate_tests_stops_cleanly_when_budget_is_spent():
     assert model.remaining == 1
 
 
-GEN_OK = "```python\nimport random\n\ndef gen_input(rng):\n    return (rng.randint(0, 9), rng.randint(0, 9))\n```"
+GEN_OK = ("```python\nimport random\n\ndef gen_input(rng):\n"
+          "    return (rng.randint(0, 9), rng.randint(0, 9))\n```")
 
 
 @pytest.mark.parametrize("bad", [

@@ -31,8 +31,15 @@ A hand-written recording needs only `responses` plus one way to match the reques
 `messages` (or `request_hash`), or `prompt_contains` (a substring of the last user message),
 or neither (then it is used in order, per `task_id` / `trajectory` when given).
 `write_recording(path, calls)` writes such a file. `ReplayModel` matches a request by, in
-order: same hash in the same trajectory, same hash anywhere, `prompt_contains`, then the
-next unused record of the same trajectory; each recorded response is used once.
+order: same hash in the same trajectory, same hash anywhere, `prompt_contains` (same task),
+records without hash or `prompt_contains` in order (same task and trajectory), then the next
+unused record of the same trajectory; each recorded response is used once. A record without
+`task_id` / `trajectory` matches any.
+
+Trajectory names the function strategies use (agent/strategies/): `repeated` / `self_debug`
+for the one call that draws the n first samples, `<strategy>-<i>` for the repairs of sample
+i; `plansearch-observations`, then `plansearch-<i>` for the plan and code of program i;
+`testgen` for model-written asserts, `input_generators` for fuzz input generators.
 """
 
 from __future__ import annotations
@@ -293,6 +300,7 @@ class LiteLLMModel(ModelBase):
         self.max_parallel = max_parallel
         self.extra = extra
         self._n_supported = True
+        self._drop_params = False
 
     @property
     def provider(self) -> str:
@@ -329,15 +337,23 @@ class LiteLLMModel(ModelBase):
             kwargs["api_base"] = self.api_base
         if self.api_key:
             kwargs["api_key"] = self.api_key
+        if self._drop_params:
+            kwargs["drop_params"] = True
         started = time.monotonic()
         try:
             resp = litellm.completion(**kwargs)
-        except litellm.exceptions.UnsupportedParamsError:
-            if n > 1:
+        except litellm.exceptions.UnsupportedParamsError as e:
+            if n > 1 and "'n'" in str(e):
                 self._n_supported = False
                 log.info("%s does not accept n=%d; sampling with separate calls", self.name, n)
                 return []
-            raise
+            if kwargs.get("drop_params"):
+                raise
+            # e.g. reasoning models that refuse `temperature` or `stop`: let litellm drop them.
+            log.warning("%s rejects some parameters (%s); dropping them",
+                        self.name, str(e).splitlines()[0][:160])
+            self._drop_params = True
+            return self._call(messages, n, temperature, stop, context)
         except litellm.exceptions.AuthenticationError as e:
             provider = getattr(e, "llm_provider", None) or self.provider
             env = _KEY_ENV.get(provider, f"{provider.upper()}_API_KEY")
@@ -468,18 +484,22 @@ class ReplayModel(ModelBase):
         traj, task = context.get("trajectory"), context.get("task_id")
         last = next((m.get("content", "") for m in reversed(messages) if m.get("role") == "user"), "")
 
+        def same_task(r):
+            return task is None or r.get("task_id") in (None, task)
+
         def same_traj(r):
-            return (task is None or r.get("task_id") in (None, task)) and \
-                (traj is None or r.get("trajectory") in (None, traj))
+            return same_task(r) and (traj is None or r.get("trajectory") in (None, traj))
+
+        def contains(r):
+            return bool(r.get("prompt_contains")) and r["prompt_contains"] in last
 
         matchers = [
             lambda r: r.get("request_hash") == h and same_traj(r),
-            lambda r: r.get("request_hash") == h,
-            lambda r: bool(r.get("prompt_contains")) and r["prompt_contains"] in last and same_traj(r),
-            lambda r: bool(r.get("prompt_contains")) and r["prompt_contains"] in last,
+            lambda r: r.get("request_hash") == h,  # the very same prompt: any trajectory will do
+            lambda r: contains(r) and same_traj(r),
+            lambda r: contains(r) and same_task(r),
             lambda r: "request_hash" not in r and not r.get("prompt_contains") and same_traj(r),
-            lambda r: traj is not None and r.get("trajectory") == traj and
-            (task is None or r.get("task_id") in (None, task)),
+            lambda r: traj is not None and r.get("trajectory") == traj and same_task(r),
         ]
         texts: list[str] = []
         for match in matchers:

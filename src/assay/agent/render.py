@@ -34,8 +34,9 @@ def problem_block(statement: str) -> str:
     import ast
 
     try:
-        ast.parse(statement)
-        is_code = True
-    except SyntaxError:
+        tree = ast.parse(statement)
+        is_code = any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+                      for n in tree.body)
+    except (SyntaxError, ValueError):
         is_code = False
     return f"```python\n{statement.rstrip()}\n```" if is_code else statement.strip()

@@ -193,7 +193,8 @@ def generate_input_generators(task: Task, model: Any, n: int = 1, budget: Budget
     """Up to `n` sources each defining `gen_input(rng) -> tuple` (random valid arguments for
     the entry point, for fuzzing); answers that do not parse or lack it are dropped.
     The sources are untrusted and must only run inside a sandbox."""
-    prompt = render("testgen_inputs.j2", problem=problem_block(task.statement), entry_point=task.entry_point or "")
+    prompt = render("testgen_inputs.j2", problem=problem_block(task.statement),
+                    entry_point=task.entry_point or "")
     m = bind(model, task_id=task.id, trajectory="input_generators")
     try:
         if budget is not None:

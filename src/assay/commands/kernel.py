@@ -1,7 +1,327 @@
-"""`assay kernel` command(s)."""
+"""`assay kernel` (search for a fast kernel), `assay kernel eval` (check one candidate) and
+`assay bench kernelbench` (whole KernelBench levels, fast_p table).
+
+torch is imported only inside the worker processes and behind `require_torch()`, so
+`assay --help` works without the `kernels` extra."""
+
+from __future__ import annotations
+
+import json
+import platform
+import shlex
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
 
 import typer
 
+from assay.errors import UserError
+
+kernel_app = typer.Typer(help="KernelBench-style CUDA/Triton kernel search and evaluation.",
+                         invoke_without_command=True)
+
+_BASELINES = ("eager", "compile")
+
+
+def _config(*, device: str, backend: str | None, tolerance: float | None, trials: int, baseline: str,
+            timing: str, shrink: int | None, cache_dir: str | None, profile: bool, time_on_cpu: bool,
+            allow_ops: list[str] | None, compile_workers: int, timing_trials: int = 100, repeats: int = 1):
+    from assay.kernels.evaluate import EvalConfig
+    from assay.kernels.gate import GatePolicy
+
+    if backend not in (None, "cuda", "triton"):
+        raise UserError(f"unknown --backend {backend!r}; choose cuda or triton.")
+    if baseline not in _BASELINES:
+        raise UserError(f"unknown --baseline {baseline!r}; choose eager or compile.")
+    if timing not in ("synced", "device"):
+        raise UserError(f"unknown --timing {timing!r}; choose synced (KernelBench) or device (do_bench-like).")
+    if not (device == "cpu" or device.startswith("cuda")):
+        raise UserError(f"unknown --device {device!r}; use cpu or cuda[:N].")
+    on_cpu = device == "cpu"
+    policy = GatePolicy(backend=backend, allow_cpp=on_cpu).allowing(*(allow_ops or []))
+    return EvalConfig(device=device, trials=trials, tolerance=tolerance, timing=(True if time_on_cpu else None),
+                      baseline=baseline, timing_basis=timing, profile=profile and not on_cpu,
+                      cache_dir=cache_dir, policy=policy, compile_workers=compile_workers,
+                      timing_trials=timing_trials, repeats=repeats,
+                      baselines=("eager",) if on_cpu else _BASELINES)
+
+
+def _sandbox(name: str | None, unsafe: bool, device: str):
+    """CPU runs use the configured Sandbox; CUDA runs use a plain child process with rlimits,
+    because the Sandbox protocol has no way yet to bind /dev/nvidia* into bubblewrap."""
+    from assay.config import load_settings
+    from assay.sandbox.base import make_sandbox
+
+    settings = load_settings({"sandbox": name, "unsafe_no_sandbox": unsafe or None})
+    if device != "cpu":
+        return None
+    if settings.sandbox == "docker" and not settings.unsafe_no_sandbox:
+        raise UserError("kernel mode cannot use the docker sandbox (its image has no torch); "
+                        "use --sandbox local.")
+    sb = make_sandbox(settings.sandbox, unsafe_no_sandbox=settings.unsafe_no_sandbox)
+    if settings.unsafe_no_sandbox or _sees_torch(sb):
+        return sb
+    print(f"assay: warning: the {sb.name} sandbox's Python cannot import torch (it does not see this "
+          "virtualenv), so kernel candidates run in a plain child process with rlimits.", file=sys.stderr)
+    return None
+
+
+def _sees_torch(sb) -> bool:
+    import tempfile
+
+    from assay.sandbox.base import Limits
+
+    with tempfile.TemporaryDirectory() as d:
+        res = sb.run([sb.python(), "-c", "import torch"], Path(d), Limits(wall_s=120, memory_mb=16384, pids=256))
+    return res.exit_code == 0
+
+
+def _load_problems(problem: Path | None, problems_dir: str | None, level: int | None, ids: str | None,
+                   shrink: int | None):
+    from assay.kernels.problem import load_level, load_problem, parse_ids, problems_root
+
+    if problem is not None:
+        return [load_problem(problem, shrink=shrink)]
+    if level is None:
+        raise UserError("give --problem FILE.py, or --problems-dir DIR with --level L.")
+    return load_level(problems_root(problems_dir), level, parse_ids(ids), shrink=shrink)
+
+
+def _print_verdict(out, v) -> None:
+    from rich.markup import escape
+
+    color = "green" if v.correct else "red"
+    out.print(f"[{color}]{v.status.upper()}[/{color}] {escape(v.candidate_id)}: {escape(v.message)}", markup=True,
+              highlight=False, soft_wrap=True)
+    if v.status == "compile" and v.compile_log:
+        out.print(v.compile_log[-3000:], markup=False, highlight=False)
+    for note in v.review:
+        out.print(f"[yellow]review:[/yellow] {note}")
+
+
+def _machine() -> dict[str, Any]:
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = None
+    try:
+        gpu = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
+                             text=True, timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        gpu = None
+    import os
+
+    return {"nproc": os.cpu_count(), "cpu": cpu, "gpu": gpu,
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+@kernel_app.callback()
+def kernel_search(
+    ctx: typer.Context,
+    problem: Path = typer.Option(None, "--problem", help="One KernelBench problem file."),
+    problems_dir: str = typer.Option(None, "--problems-dir", help="KernelBench checkout (or ASSAY_KERNELBENCH_DIR)."),
+    level: int = typer.Option(None, "--level"),
+    ids: str = typer.Option(None, "--ids", help="Problem numbers, e.g. 1,2,5-9."),
+    model: str = typer.Option(None, "--model", help="Any litellm model name (or ASSAY_MODEL)."),
+    backend: str = typer.Option("triton", "--backend", help="cuda or triton."),
+    samples: int = typer.Option(4, "--samples", "-n", help="Parallel samples in round 0."),
+    rounds: int = typer.Option(3, "--rounds", help="Rounds (feedback refinement after the first)."),
+    device: str = typer.Option("cuda:0", "--device"),
+    baseline: str = typer.Option("eager", "--baseline", help="eager or compile: what speedup compares to."),
+    timing: str = typer.Option("synced", "--timing", help="synced (KernelBench per-call) or device (do_bench)."),
+    tolerance: float = typer.Option(None, "--tolerance", help="atol=rtol for every float dtype (default: "
+                                    "1e-4 fp32; KernelBench used 1e-2)."),
+    trials: int = typer.Option(5, "--trials", help="Correctness trials (at least 5)."),
+    shrink: int = typer.Option(None, "--shrink", help="Clamp problem shape constants to this (CPU runs)."),
+    allow_op: list[str] = typer.Option(None, "--allow-op", help="Also allow this torch op in forward."),
+    out_dir: Path = typer.Option(None, "--out", help="Where results go (default runs/kernel-<id>)."),
+    cache_dir: str = typer.Option(None, "--cache-dir", help="Build cache (default ~/.cache/assay/kernels)."),
+    sandbox: str = typer.Option(None, "--sandbox"),
+    unsafe_no_sandbox: bool = typer.Option(False, "--unsafe-no-sandbox"),
+    max_usd: float = typer.Option(None, "--max-usd"),
+    api_base: str = typer.Option(None, "--api-base"),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Search for a fast, correct kernel for each problem (samples + feedback rounds)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from assay.commands.common import console, make_budget, make_model, settings_from
+    from assay.kernels.evaluate import KernelEvaluator, require_torch
+    from assay.kernels.search import SearchConfig, search
+    from assay.store import write_json
+
+    require_torch()
+    settings = settings_from(model=model, api_base=api_base, max_usd=max_usd, quiet=quiet or None)
+    out = console(settings.quiet)
+    probs = _load_problems(problem, problems_dir, level, ids, shrink)
+    budget = make_budget(settings)
+    llm = make_model(settings, None, budget, required=True, what="assay kernel")
+    cfg = _config(device=device, backend=backend, tolerance=tolerance, trials=trials, baseline=baseline,
+                  timing=timing, shrink=shrink, cache_dir=cache_dir, profile=True, time_on_cpu=False,
+                  allow_ops=allow_op, compile_workers=4)
+    ev = KernelEvaluator(cfg, _sandbox(sandbox, unsafe_no_sandbox, device))
+    for p in probs:
+        res = search(p, llm, ev, SearchConfig(samples=samples, rounds=rounds, backend=backend), budget,
+                     on_round=lambda r, atts: [_print_verdict(out, a.verdict) for a in atts])
+        dest = out_dir or Path(settings.runs_dir) / f"kernel-{p.id.replace('/', '_')}"
+        dest.mkdir(parents=True, exist_ok=True)
+        write_json(dest / "result.json", res.to_dict())
+        if res.best is not None:
+            (dest / "best.py").write_text(res.best.source or "")
+            out.print(f"{p.id}: best {res.best.cid} ({res.best.verdict.message}); written to {dest}/best.py")
+        else:
+            out.print(f"{p.id}: no correct kernel in {len(res.attempts)} attempts; details in {dest}/result.json")
+
+
+@kernel_app.command("eval")
+def kernel_eval(
+    problem: Path = typer.Option(..., "--problem", help="KernelBench problem file."),
+    candidate: Path = typer.Option(..., "--candidate", help="File defining ModelNew."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda:N."),
+    backend: str = typer.Option(None, "--backend", help="Require this kernel kind: cuda or triton."),
+    baseline: str = typer.Option("eager", "--baseline"),
+    timing: str = typer.Option("synced", "--timing"),
+    tolerance: float = typer.Option(None, "--tolerance"),
+    trials: int = typer.Option(5, "--trials"),
+    shrink: int = typer.Option(None, "--shrink", help="Clamp problem shape constants to this."),
+    time_on_cpu: bool = typer.Option(False, "--time", help="Also time on CPU (host clock; not a GPU result)."),
+    allow_op: list[str] = typer.Option(None, "--allow-op"),
+    cache_dir: str = typer.Option(None, "--cache-dir"),
+    sandbox: str = typer.Option(None, "--sandbox"),
+    unsafe_no_sandbox: bool = typer.Option(False, "--unsafe-no-sandbox"),
+    json_out: Path = typer.Option(None, "--json", help="Also write the verdict as JSON here."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Run one candidate through gate, build, correctness and timing; exit 0 only if it is correct."""
+    from assay.commands.common import console
+    from assay.kernels.evaluate import KernelEvaluator, require_torch
+    from assay.kernels.problem import load_problem
+    from assay.store import write_json
+
+    out = console(quiet)
+    if not candidate.is_file():
+        raise UserError(f"candidate file {candidate} does not exist; pass a .py file defining ModelNew.")
+    source = candidate.read_text(encoding="utf-8")
+    prob = load_problem(problem, shrink=shrink)
+    cfg = _config(device=device, backend=backend, tolerance=tolerance, trials=trials, baseline=baseline,
+                  timing=timing, shrink=shrink, cache_dir=cache_dir, profile=False, time_on_cpu=time_on_cpu,
+                  allow_ops=allow_op, compile_workers=1)
+    from assay.kernels.gate import check
+
+    g = check(source, cfg.policy)
+    if g.ok:
+        require_torch()  # the gate needs no torch; everything after it does
+    ev = KernelEvaluator(cfg, _sandbox(sandbox, unsafe_no_sandbox, device) if g.ok else None)
+    v = ev.evaluate(prob, source, candidate.stem)
+    _print_verdict(out, v)
+    if json_out:
+        write_json(json_out, v.to_dict())
+    raise typer.Exit(0 if v.correct else 1)
+
+
+def kernelbench(
+    problems_dir: str = typer.Option(None, "--problems-dir", help="KernelBench checkout (or ASSAY_KERNELBENCH_DIR)."),
+    level: int = typer.Option(..., "--level"),
+    ids: str = typer.Option(None, "--ids"),
+    model: str = typer.Option(None, "--model"),
+    candidates_dir: Path = typer.Option(None, "--candidates", help="Evaluate given <problem-stem>.py files "
+                                        "instead of searching with a model."),
+    backend: str = typer.Option("triton", "--backend"),
+    samples: int = typer.Option(4, "--samples", "-n"),
+    rounds: int = typer.Option(3, "--rounds"),
+    device: str = typer.Option("cuda:0", "--device"),
+    baseline: str = typer.Option("eager", "--baseline"),
+    timing: str = typer.Option("synced", "--timing"),
+    tolerance: float = typer.Option(None, "--tolerance"),
+    shrink: int = typer.Option(None, "--shrink"),
+    out: Path = typer.Option(Path("benches/results"), "--out", help="Where the JSON + markdown go."),
+    cache_dir: str = typer.Option(None, "--cache-dir"),
+    sandbox: str = typer.Option(None, "--sandbox"),
+    unsafe_no_sandbox: bool = typer.Option(False, "--unsafe-no-sandbox"),
+    max_usd: float = typer.Option(None, "--max-usd"),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """A whole KernelBench level: per-problem results and the level's fast_p table."""
+    from assay.commands.common import console, make_budget, make_model, settings_from
+    from assay.kernels.evaluate import KernelEvaluator, require_torch
+    from assay.kernels.search import SearchConfig, search
+
+    require_torch()
+    settings = settings_from(model=model, max_usd=max_usd, quiet=quiet or None)
+    con = console(settings.quiet)
+    probs = _load_problems(None, problems_dir, level, ids, shrink)
+    cfg = _config(device=device, backend=backend, tolerance=tolerance, trials=5, baseline=baseline,
+                  timing=timing, shrink=shrink, cache_dir=cache_dir, profile=candidates_dir is None,
+                  time_on_cpu=False, allow_ops=None, compile_workers=4)
+    ev = KernelEvaluator(cfg, _sandbox(sandbox, unsafe_no_sandbox, device))
+    budget = make_budget(settings)
+    llm = None if candidates_dir else make_model(settings, None, budget, required=True,
+                                                   what="assay bench kernelbench (or pass --candidates DIR)")
+    rows = []
+    for p in probs:
+        if candidates_dir is not None:
+            f = candidates_dir / f"{Path(p.path).stem}.py"
+            if not f.is_file():
+                rows.append({"problem_id": p.id, "correct": False, "speedup": None, "status": "missing"})
+                continue
+            v = ev.evaluate(p, f.read_text(encoding="utf-8"), f.stem)
+            row = {"problem_id": p.id, "correct": v.correct, "speedup": v.speedup, "status": v.status,
+                   "verdict": v.to_dict()}
+        else:
+            res = search(p, llm, ev, SearchConfig(samples=samples, rounds=rounds, backend=backend), budget)
+            d = res.to_dict()
+            row = {"problem_id": p.id, "correct": d["correct"], "speedup": d["speedup"],
+                   "status": d["best_verdict"]["status"] if d["best_verdict"] else "none", "search": d}
+        rows.append(row)
+        con.print(f"{p.id}: {row['status']} speedup={row['speedup']}", highlight=False)
+    write_kernelbench_results(rows, out, level=level, model=settings.model, cfg=cfg, console=con)
+
+
+def write_kernelbench_results(rows: list[dict], out: Path, *, level: int, model: str | None, cfg, console=None) -> Path:
+    from assay.kernels.metrics import fast_p_table
+    from assay.store import write_json
+
+    table = fast_p_table(rows)
+    name = f"kernelbench_level{level}_{(model or 'candidates').replace('/', '_')}"
+    out.mkdir(parents=True, exist_ok=True)
+    info = {"command": " ".join(shlex.quote(a) for a in sys.argv), "machine": _machine(), "seed": cfg.seed,
+            "level": level, "model": model, "device": cfg.device, "baseline": cfg.baseline,
+            "fast_p_uses": f"{cfg.timing_basis} time vs {cfg.baseline} "
+                           "(synced = KernelBench's per-call time with a device-wide sync)",
+            "tolerance": cfg.tolerance, "summary": table, "problems": rows}
+    write_json(out / f"{name}.json", info)
+    lines = [f"# KernelBench level {level} ({model or 'given candidates'})", "",
+             f"Command: `{info['command']}`  ", f"Machine: {info['machine']}  ", f"Seed: {cfg.seed}  ",
+             f"fast_p uses {info['fast_p_uses']}.", "",
+             "| problem | status | speedup |", "|---|---|---|"]
+    for r in rows:
+        sp = f"{r['speedup']:.2f}x" if r.get("speedup") else "-"
+        lines.append(f"| {r['problem_id']} | {r['status']} | {sp} |")
+    lines += ["", "| n | correct | " + " | ".join(f"fast_{p}" for p in table["fast_p"]) + " | geomean speedup (correct) |",
+              "|---" * (3 + len(table["fast_p"])) + "|",
+              f"| {table['n']} | {table['correct']} | " + " | ".join(f"{v:.2f}" for v in table["fast_p"].values())
+              + f" | {table['geomean_speedup_correct'] or 0:.2f} |", ""]
+    (out / f"{name}.md").write_text("\n".join(lines))
+    if console is not None:
+        console.print(f"fast_p: {table['fast_p']}  geomean: {table['geomean_speedup_correct']}; "
+                      f"written to {out / name}.json/.md", highlight=False)
+    return out / f"{name}.json"
+
+
+def register_bench(bench_app: typer.Typer) -> None:
+    bench_app.command("kernelbench")(kernelbench)
+
 
 def register(app: typer.Typer) -> None:
-    pass  # filled in by its owner
+    app.add_typer(kernel_app, name="kernel")
+    from assay.commands import bench
+
+    if getattr(bench, "bench_app", None) is not None:
+        register_bench(bench.bench_app)

@@ -42,7 +42,8 @@ class EvalConfig:
     warmup: int = 10
     timing_trials: int = 100
     repeats: int = 1
-    rotate: int = 4
+    rotate: int = 4  # input sets rotated through while timing ...
+    rotate_bytes: int = 2 << 30  # ... as many as fit in this many bytes
     baselines: tuple[str, ...] = ("eager", "compile")
     baseline: str = "eager"  # which baseline speedup/fast_p compare against
     timing_basis: str = "synced"  # "synced" (KernelBench) or "device" (do_bench-like)
@@ -199,6 +200,10 @@ class KernelEvaluator:
 
     def build(self, problem: Problem, source: str) -> dict:
         """Build in a separate process; cached by source hash (`build.json` in its directory)."""
+        if self.gate(source).kernel == "triton":
+            # Triton has nothing to build ahead of time: it compiles at first launch, in the
+            # evaluation process, which reports its compile errors as build errors.
+            return {"ok": True, "status": "built", "message": "triton kernels compile at first launch", "log": ""}
         ws, h = self._workspace(problem, source)
         with self._hash_lock(h):
             marker = ws / "build.json"
@@ -220,7 +225,7 @@ class KernelEvaluator:
                 ok = found["status"] == "built"
                 out = {"ok": ok, "status": found["status"], "message": found.get("message", ""),
                        "log": log, "seconds": round(res.duration_s, 2)}
-            if out["status"] != "timeout":
+            if out["status"] in ("built", "compile"):  # never cache a timeout or a broken environment
                 marker.write_text(json.dumps(out))
             return out
 
@@ -232,7 +237,7 @@ class KernelEvaluator:
                 "candidate_file": "candidate.py", "device": c.device, "seed": c.seed,
                 "trials": max(5, c.trials), "tolerance": c.tolerance, "profile": c.profile,
                 "timing": {"warmup": c.warmup, "trials": c.timing_trials, "repeats": c.repeats,
-                           "rotate": c.rotate, "baselines": list(c.baselines)} if c.timed else None}
+                           "rotate": c.rotate, "rotate_bytes": c.rotate_bytes, "baselines": list(c.baselines)} if c.timed else None}
         found, res = self._run(ws, spec, c.eval_timeout_s)
         if res.timed_out:
             return {"status": "timeout", "message": f"the evaluation took over {c.eval_timeout_s:.0f} s"}
@@ -258,8 +263,13 @@ class KernelEvaluator:
         r = self.check(problem, source)
         v = Verdict(cid, r["status"] if r["status"] in STATUSES else "error", r.get("message", ""), source_hash=h,
                     profile=r.get("profile"))
+        if v.status == "compile":
+            v.compile_log = v.message
         if v.correct and r.get("timing"):
             self._apply_timing(v, r["timing"])
+        elif v.correct:
+            v.message = f"matches the reference on {r.get('trials')} trials (both orders, inputs unchanged, " \
+                        f"repeatable); not timed on {self.config.device}"
         return v
 
     def _apply_timing(self, v: Verdict, t: dict) -> None:

@@ -206,7 +206,9 @@ class _Gate:
     # -- passes ----------------------------------------------------------------------------
     def run(self) -> GateResult:
         self.collect()
-        model_new = next((n for n in self.tree.body if isinstance(n, ast.ClassDef) and n.name == "ModelNew"), None)
+        # the last definition is the one that wins at run time
+        model_new = next((n for n in reversed(self.tree.body) if isinstance(n, ast.ClassDef) and n.name == "ModelNew"),
+                         None)
         if model_new is None:
             self.add("no-modelnew", 1, "define `class ModelNew(nn.Module)`")
         for node in ast.walk(self.tree):
@@ -365,7 +367,11 @@ class _Gate:
         if init is not None:
             for node in ast.walk(init):
                 if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
-                    name = self.dotted(node.value.func) or ""
+                    inner = node.value  # nn.Linear(...).half().cuda(): look through the method chain
+                    while (isinstance(inner, ast.Call) and isinstance(inner.func, ast.Attribute)
+                           and isinstance(inner.func.value, ast.Call)):
+                        inner = inner.func.value
+                    name = self.dotted(inner.func) or ""
                     if name.startswith("torch.nn.") and name not in ("torch.nn.Parameter",
                                                                      "torch.nn.ParameterList"):
                         for t in node.targets:

@@ -153,8 +153,9 @@ def correctness(prob, ref, new, device, spec: dict) -> dict:
                     _sync(device)
                     ref_out = ref(*_clone(inputs))
                     _sync(device)
-            except Exception:
-                return {"status": "runtime", "trial": t, "message": f"trial {t} ({order}) raised:\n{_tb()}"}
+            except Exception as e:
+                status = "compile" if "CompilationError" in type(e).__name__ else "runtime"
+                return {"status": status, "trial": t, "message": f"trial {t} ({order}) raised:\n{_tb()}"}
             diff = compare(ref_out, new_out, tol)
             if diff:
                 return {"status": "mismatch", "trial": t, "message": f"trial {t} ({order}): {diff}"}

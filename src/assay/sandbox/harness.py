@@ -5,15 +5,23 @@ Usage: python harness.py job.json  -> one JSON line per candidate on stdout.
 A fork server: for each candidate it forks a child that sets rlimits, silences
 stdin/stdout/stderr, execs the candidate program as module "candidate", then runs the
 candidate's work items (calls on inputs, each with the assert checks built on that call;
-and whole test sources) with a per-item SIGALRM timeout. The child streams one JSON line
-per item over a dedicated pipe. The parent enforces a deadline per item, SIGKILLs a child
-that swallows the alarm, marks that item timed out and forks a fresh child for the rest.
+and whole test sources) with a per-item timeout. The child streams one JSON line per item
+over a dedicated pipe. The parent enforces a wall-clock deadline per item, SIGKILLs a child
+that swallows the alarm (or sleeps), marks that item timed out and forks a fresh child for
+the rest.
 
-Job (JSON): entry_point, timeout, load_timeout, reduced_timeout, k_reduce, memory_mb,
-calls [args_src], checks [[check_src, expected_src|null]], execs [test_src],
-candidates [{"src", "calls": [[call_idx, [check_idx...]]], "execs": [exec_idx]}].
+Timeouts count CPU time (ITIMER_PROF), so a loaded machine does not turn slow-but-correct
+tests into timeouts; the parent's wall-clock deadline (WALL_FACTOR x the timeout) catches
+code that blocks without using CPU. After a candidate has timed out `k_reduce` times, its
+remaining items get `reduced_timeout` (fast items are unaffected; only items needing more
+than that on a candidate already seen to hang are labelled timeout).
+
+Job (JSON): timeout, load_timeout, reduced_timeout, k_reduce, memory_mb,
+tasks [{"entry_point", "calls": [args_src], "checks": [[check_src, expected_src|null]],
+        "execs": [test_src]}],
+candidates [{"task": task_idx, "src", "calls": [[call_idx, [check_idx...]]], "execs": [exec_idx]}].
 Output line: {"i", "load": null|msg, "calls": [[call_idx, out, [[check_idx, outcome, msg]]]],
-"execs": [[exec_idx, outcome, msg]]}.
+"execs": [[exec_idx, outcome, msg]], "t": wall s, "cpu": child cpu s, "forks"}.
 """
 
 import builtins
@@ -47,7 +55,7 @@ _repr, _len, _isinstance, _str, _type, _bool = repr, len, isinstance, str, type,
 _dict, _exec, _eval, _compile, _callable = dict, exec, eval, compile, callable
 _BaseException, _Exception, _AssertionError = BaseException, Exception, AssertionError
 _os_write, _os_exit, _dup2, _open, _close = os.write, os._exit, os.dup2, os.open, os.close
-_setitimer, _signal, _SIGALRM, _ITIMER_REAL = signal.setitimer, signal.signal, signal.SIGALRM, signal.ITIMER_REAL
+_setitimer, _signal, _SIGPROF, _ITIMER_PROF = signal.setitimer, signal.signal, signal.SIGPROF, signal.ITIMER_PROF
 _setrlimit = resource.setrlimit
 _dumps = json.dumps
 _extract_tb = traceback.extract_tb
@@ -71,12 +79,12 @@ def _on_alarm(signum, frame):
 
 def _arm(seconds):
     _fired[0] = False
-    _signal(_SIGALRM, _on_alarm)
-    _setitimer(_ITIMER_REAL, seconds)
+    _signal(_SIGPROF, _on_alarm)
+    _setitimer(_ITIMER_PROF, seconds)
 
 
 def _disarm():
-    _setitimer(_ITIMER_REAL, 0)
+    _setitimer(_ITIMER_PROF, 0)
 
 
 def _cap(text):
@@ -114,17 +122,18 @@ def _test_line(e, src_lines):
         frames = [f for f in _extract_tb(e.__traceback__) if f.filename == "<test>"]
         if frames and 0 < frames[-1].lineno <= _len(src_lines):
             return src_lines[frames[-1].lineno - 1].strip()[:200]
-    except _BaseException:
-        pass
+    except _Exception:  # a traceback we cannot read: the message just has no line
+        return ""
     return ""
 
 
 class Child:
     """Runs inside the forked child: load the candidate, run items, report over `fd`."""
 
-    def __init__(self, fd, job, codes):
+    def __init__(self, fd, job, task, codes):
         self.fd = fd
         self.job = job
+        self.task = task
         self.codes = codes
 
     def send(self, obj):
@@ -135,7 +144,7 @@ class Child:
 
     def load(self, src, timeout):
         """Exec the candidate as module "candidate"; return (namespace, entry fn) or error text."""
-        ep = self.job["entry_point"]
+        ep = self.task["entry_point"]
         mod = _ModuleType("candidate")
         ns = mod.__dict__
         ns["__builtins__"] = builtins
@@ -161,9 +170,9 @@ class Child:
         return ns, None
 
     def run_call(self, ns, fn, call_idx, check_ids, timeout):
-        job = self.job
+        task = self.task
         code = self.codes["calls"][call_idx]
-        label = job["entry_point"] + "(" + job["calls"][call_idx][:150] + ")"
+        label = task["entry_point"] + "(" + task["calls"][call_idx][:150] + ")"
         env = _dict(ns)
         env["candidate"] = fn
         env[CALL_FN] = fn
@@ -196,7 +205,7 @@ class Child:
         return out, checks
 
     def check(self, env, ci, label, out):
-        check_src, expected_src = self.job["checks"][ci]
+        check_src, expected_src = self.task["checks"][ci]
         code, exp_code = self.codes["checks"][ci]
         try:
             ok = _bool(_eval(code, env))
@@ -233,7 +242,7 @@ class Child:
         except _BaseException as e:
             if _fired[0]:
                 return "timeout", "test timed out after %gs" % timeout
-            line = _test_line(e, self.job["execs"][exec_idx].splitlines())
+            line = _test_line(e, self.task["execs"][exec_idx].splitlines())
             if _isinstance(e, _AssertionError):
                 detail = _exc_line(e)
                 if detail == "AssertionError" and line:
@@ -242,15 +251,15 @@ class Child:
             return "error", _exc_line(e) + (" (at: " + line + ")" if line else "")
         return "pass", ""
 
-    def main(self, cand, items, consecutive):
+    def main(self, cand, items, hung):
         job = self.job
         ns, err = self.load(cand["src"], job["load_timeout"])
         self.send(["L", err])
         if err is not None:
             return
-        fn = ns[job["entry_point"]]
+        fn = ns[self.task["entry_point"]]
         for item in items:
-            t = job["reduced_timeout"] if consecutive >= job["k_reduce"] else job["timeout"]
+            t = _timeout(job, hung)
             if item[0] == "c":
                 out, checks = self.run_call(ns, fn, item[1], item[2], t)
                 self.send(["c", item[1], out, checks])
@@ -259,7 +268,7 @@ class Child:
                 outcome, msg = self.run_exec(ns, fn, item[1], t)
                 self.send(["x", item[1], outcome, msg])
                 timed_out = outcome == "timeout"
-            consecutive = consecutive + 1 if timed_out else 0
+            hung += timed_out
 
 
 def _child_setup(job, n_items):
@@ -281,25 +290,40 @@ def _child_setup(job, n_items):
     sys.setrecursionlimit(1000)
 
 
-def _compile_items(job):
+def _compile_items(task):
     """Compile shared test code once in the parent; children inherit it through fork."""
     codes = {"calls": [], "checks": [], "execs": []}
-    for args in job["calls"]:
+    for args in task["calls"]:
         try:
             codes["calls"].append(compile("%s(%s)" % (CALL_FN, args), "<input>", "eval"))
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             codes["calls"].append(compile("(_ for _ in ()).throw(SyntaxError('bad input'))", "<input>", "eval"))
-    for check_src, expected_src in job["checks"]:
-        code = compile(check_src, "<test>", "eval")
-        exp = compile(expected_src, "<test>", "eval") if expected_src is not None else None
+    for check_src, expected_src in task["checks"]:
+        try:
+            code = compile(check_src, "<test>", "eval")
+            exp = compile(expected_src, "<test>", "eval") if expected_src is not None else None
+        except (SyntaxError, ValueError, RecursionError, MemoryError) as e:
+            code, exp = compile("(_ for _ in ()).throw(SyntaxError(%r))" % str(e), "<test>", "eval"), None
         codes["checks"].append((code, exp))
-    for src in job["execs"]:
+    for src in task["execs"]:
         try:
             codes["execs"].append(compile(src, "<test>", "exec"))
         except (SyntaxError, ValueError, RecursionError, MemoryError) as e:
             msg = "test does not compile: %s" % (e,)
             codes["execs"].append(compile("raise SyntaxError(%r)" % msg, "<test>", "exec"))
     return codes
+
+
+WALL_FACTOR = 3.0
+
+
+def _timeout(job, hung):
+    return job["reduced_timeout"] if hung >= job["k_reduce"] else job["timeout"]
+
+
+def _wall(t):
+    """Wall-clock deadline for an item with CPU timeout t (slack for a loaded machine)."""
+    return WALL_FACTOR * t + 0.25
 
 
 def _kill(pid):
@@ -310,25 +334,27 @@ def _kill(pid):
             pass
 
 
-def _reap(pid):
+def _reap(pid, res):
     try:
-        _, status = os.waitpid(pid, 0)
+        _, status, usage = os.wait4(pid, 0)
     except ChildProcessError:
         return "exited"
+    res["cpu"] += usage.ru_utime + usage.ru_stime
     if os.WIFSIGNALED(status):
         return "killed by signal %d" % os.WTERMSIG(status)
     return "exited with code %d" % os.WEXITSTATUS(status)
 
 
-def run_candidate(job, codes, index, cand):
+def run_candidate(job, all_codes, index, cand):
     """Run all items of one candidate, restarting children as needed; return its result line."""
+    task = job["tasks"][cand["task"]]
+    codes = all_codes[cand["task"]]
     items = [("c", ci, checks) for ci, checks in cand.get("calls", [])]
     items += [("x", xi) for xi in cand.get("execs", [])]
-    res = {"i": index, "load": None, "calls": [], "execs": [], "t": 0.0, "forks": 0}
+    res = {"i": index, "load": None, "calls": [], "execs": [], "t": 0.0, "cpu": 0.0, "forks": 0}
     started = _monotonic()
-    grace_of = lambda t: max(0.25, 0.25 * t)  # noqa: E731
     pos = 0
-    consecutive = 0
+    hung = 0
     loaded_once = False
     while True:
         r, w = os.pipe()
@@ -340,14 +366,14 @@ def run_candidate(job, codes, index, cand):
                 hi = os.dup2(w, 200 + (os.getpid() % 700))
                 os.close(w)
                 _child_setup(job, _len(items) - pos)
-                Child(hi, job, codes).main(cand, items[pos:], consecutive)
+                Child(hi, job, task, codes).main(cand, items[pos:], hung)
             finally:
                 _os_exit(0)
         os.close(w)
         buf = b""
         loaded = False
         killed = False
-        deadline = _monotonic() + job["load_timeout"] + grace_of(job["load_timeout"])
+        deadline = _monotonic() + _wall(job["load_timeout"])
         eof = False
         while not eof:
             wait = deadline - _monotonic()
@@ -381,14 +407,13 @@ def run_candidate(job, codes, index, cand):
                     else:
                         res["execs"].append(msg[1:])
                         timed_out = msg[2] == "timeout"
-                    consecutive = consecutive + 1 if timed_out else 0
+                    hung += timed_out
                     pos += 1
-                t = job["reduced_timeout"] if consecutive >= job["k_reduce"] else job["timeout"]
-                deadline = _monotonic() + t + grace_of(t)
+                deadline = _monotonic() + _wall(_timeout(job, hung))
         os.close(r)
         if killed:
             _kill(pid)
-        status = _reap(pid)
+        status = _reap(pid, res)
         _kill(pid)  # grandchildren left in its process group
         if res["load"] is not None:
             break
@@ -401,28 +426,29 @@ def run_candidate(job, codes, index, cand):
             break
         # the child died or hung on items[pos]: record it and continue in a fresh child
         item = items[pos]
-        t = job["reduced_timeout"] if consecutive >= job["k_reduce"] else job["timeout"]
+        t = _timeout(job, hung)
         if killed:
             outcome, out, msg = "timeout", "!timeout", "timed out after %gs (the alarm was ignored)" % t
         else:
             outcome, out, msg = "error", "!ProcessDied", "the candidate process died (%s)" % status
         if item[0] == "c":
-            label = job["entry_point"] + "(" + job["calls"][item[1]][:150] + ")"
+            label = task["entry_point"] + "(" + task["calls"][item[1]][:150] + ")"
             res["calls"].append([item[1], out, [[ci, outcome, label + ": " + msg] for ci in item[2]]])
         else:
             res["execs"].append([item[1], outcome, msg])
-        consecutive = consecutive + 1 if outcome == "timeout" else 0
+        hung += outcome == "timeout"
         pos += 1
         if pos >= _len(items):
             break
     res["t"] = round(_monotonic() - started, 4)
+    res["cpu"] = round(res["cpu"], 4)
     return res
 
 
 def main():
     with open(sys.argv[1], encoding="utf-8") as f:
         job = json.load(f)
-    codes = _compile_items(job)
+    codes = [_compile_items(task) for task in job["tasks"]]
     gc.collect()
     gc.freeze()
     out = sys.stdout

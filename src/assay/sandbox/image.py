@@ -174,3 +174,14 @@ def _import(client, root: Path, name: str) -> None:
 def _chunks(f, size: int = 1 << 20):
     while block := f.read(size):
         yield block
+
+
+def ensure_image(name: str = DEFAULT_IMAGE, progress: Progress = lambda msg: None) -> dict:
+    """Build `name` offline if this engine lacks it (used by the test suite on a fresh machine)."""
+    from assay.sandbox.docker import connect
+
+    client = connect()
+    try:
+        return build_image(client, name, progress=progress)
+    finally:
+        client.close()

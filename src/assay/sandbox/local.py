@@ -13,17 +13,31 @@ kernel uid of the command is unprivileged, RLIMIT_NPROC is a true per-sandbox li
 concurrent sandboxes cannot touch each other. Slots are claimed with flock, so several assay
 processes share the range safely. Not root: bwrap maps the user to uid 65534 in a new user
 namespace (nested user namespaces disabled).
+
+Limits without a preexec_fn (which is unsafe with threads and forces a slow fork): bwrap is
+started with --info-fd/--block-fd; once it reports the host pid of the namespace's init and
+waits, we set that process's rlimits (prlimit) and move it into this run's memory and pids
+cgroups, then let it start the command, which inherits both. Where cgroups are not writable,
+memory falls back to RLIMIT_AS and processes to RLIMIT_NPROC. The interpreter's site-packages
+are hidden (stdlib only, like the docker image) unless site_packages=True.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import itertools
+import json
 import logging
 import os
+import platform
+import resource
+import select
 import shutil
 import signal
+import struct
 import sys
+import sysconfig
 import threading
 import time
 from dataclasses import dataclass
@@ -31,7 +45,7 @@ from pathlib import Path
 
 from assay.errors import UserError
 from assay.sandbox.base import Limits, SandboxUnavailable
-from assay.sandbox.process import rlimit_preexec, run_process
+from assay.sandbox.process import run_process
 from assay.types import ExecResult
 
 log = logging.getLogger(__name__)
@@ -41,8 +55,8 @@ UID_BASE = 61000
 SLOTS = 512
 SLOT_LOCK_DIR = Path("/run/assay-sandbox") if os.path.isdir("/run") else Path("/tmp/assay-sandbox")
 CGROUP_PREFIX = "assay-"
-# bwrap's own two processes (monitor + pid 1 of the namespace) live in the pids cgroup too.
-_BWRAP_PROCS = 2
+# bwrap's init (pid 1 of the namespace) lives in the pids cgroup too.
+_BWRAP_PROCS = 1
 _ETC_MASK_DIRS = ("/etc/ssh", "/etc/ssl/private", "/etc/sudoers.d")
 _ETC_MASK_FILES = ("/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-", "/etc/sudoers")
 UNAVAILABLE = ("bubblewrap (bwrap) is not installed; install it with `apt-get install bubblewrap`, "
@@ -148,15 +162,14 @@ class _RunCgroups:
                     _write_if_exists(self.memory / "memory.memsw.limit_in_bytes", mem)
                 if self.pids:
                     _write(self.pids / "pids.max", pids)
-            self._fds = [os.open(d / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC) for d in self.dirs]
         except BaseException:
             self.remove()
             raise
 
-    def join(self) -> None:
-        """Runs in the child between fork and exec: move it into every run cgroup."""
-        for fd in self._fds:
-            os.write(fd, b"0")
+    def add(self, pid: int) -> None:
+        """Move `pid` (bwrap's sandbox init, before it starts the command) into every cgroup."""
+        for d in self.dirs:
+            _write(d / "cgroup.procs", str(pid))
 
     def memory_killed(self) -> bool:
         if self.memory is None:
@@ -172,9 +185,6 @@ class _RunCgroups:
         return _stat(self.pids / "pids.events", "max") > 0
 
     def remove(self) -> None:
-        for fd in getattr(self, "_fds", []):
-            os.close(fd)
-        self._fds = []
         for d in self.dirs:
             _kill_and_rmdir(d)
         self.dirs = []
@@ -226,7 +236,42 @@ def _kill_and_rmdir(d: Path, patience_s: float = 2.0) -> None:
             if time.monotonic() > deadline:
                 log.warning("could not remove cgroup %s: %s", d, e)
                 return
-        time.sleep(0.005)
+        time.sleep(0.001)
+
+
+# --------------------------------------------------------------------------- seccomp
+
+
+def _no_userns_filter() -> bytes | None:
+    """A classic-BPF seccomp program (x86_64) that refuses new user namespaces: unshare/clone
+    with CLONE_NEWUSER get EPERM, clone3 (flags out of reach) gets ENOSYS so libc falls back
+    to clone, and x32 or 32-bit syscalls get EPERM. As root the sandbox makes no user
+    namespace of its own, so this is what keeps the command from getting capabilities in one.
+    """
+    if platform.machine() != "x86_64":
+        return None
+    ld, jeq, jge, jset, ret = 0x20, 0x15, 0x35, 0x45, 0x06
+    allow, eperm, enosys = 0x7FFF0000, 0x00050000 | errno.EPERM, 0x00050000 | errno.ENOSYS
+    prog = [
+        (ld, 0, 0, 4),                 # 0: A = arch
+        (jeq, 1, 0, 0xC000003E),       # 1: x86_64 -> 3
+        (ret, 0, 0, eperm),            # 2: int 0x80 and friends
+        (ld, 0, 0, 0),                 # 3: A = syscall number
+        (jge, 7, 0, 0x40000000),       # 4: x32 -> 12
+        (jeq, 3, 0, 272),              # 5: unshare -> 9
+        (jeq, 2, 0, 56),               # 6: clone -> 9
+        (jeq, 5, 0, 435),              # 7: clone3 -> 13
+        (ret, 0, 0, allow),            # 8
+        (ld, 0, 0, 16),                # 9: A = low half of the first argument (flags)
+        (jset, 1, 0, 0x10000000),      # 10: CLONE_NEWUSER -> 12
+        (ret, 0, 0, allow),            # 11
+        (ret, 0, 0, eperm),            # 12
+        (ret, 0, 0, enosys),           # 13
+    ]
+    return b"".join(struct.pack("<HBBI", *ins) for ins in prog)
+
+
+_SECCOMP = _no_userns_filter()
 
 
 # --------------------------------------------------------------------------- uid slots
@@ -289,7 +334,9 @@ def _chown_tree(root: Path, uid: int, gid: int) -> None:
 class LocalSandbox:
     name = "local"
 
-    def __init__(self, *, cgroups: bool = True):
+    def __init__(self, *, cgroups: bool = True, site_packages: bool = False):
+        """`site_packages=False` hides the interpreter's site-packages inside: sandboxed code
+        gets the stdlib only (as in the docker image), and starts faster."""
         bwrap = shutil.which("bwrap")
         if bwrap is None:
             raise SandboxUnavailable(UNAVAILABLE)
@@ -306,6 +353,12 @@ class LocalSandbox:
         self._python = os.path.realpath(os.path.join(sys.base_prefix, "bin", "python3"))
         self.cgroups = CgroupLayout.detect() if cgroups else CgroupLayout()
         self._mounts = self._system_mounts()
+        if not site_packages:
+            hide = {sysconfig.get_path(k, "posix_prefix", vars={"base": self._prefix, "platbase": self._prefix})
+                    for k in ("purelib", "platlib")}
+            for d in sorted(hide):
+                if os.path.isdir(d):
+                    self._mounts += ["--tmpfs", d]
         self._path = ":".join(dict.fromkeys([os.path.join(self._prefix, "bin"), "/usr/local/bin", "/usr/bin", "/bin"]))
 
     # -- protocol -------------------------------------------------------------------------
@@ -317,12 +370,14 @@ class LocalSandbox:
         pass
 
     def run(self, cmd: list[str], workspace: Path, limits: Limits, stdin: bytes | None = None) -> ExecResult:
-        workspace = Path(workspace)
-        if not workspace.is_dir():
-            raise UserError(f"sandbox workspace {workspace} is not a directory; create it first.")
+        """Thread-safe; concurrent runs need distinct workspaces (each is handed to its run's uid)."""
+        given = Path(workspace)
+        if not given.is_dir():
+            raise UserError(f"sandbox workspace {given} is not a directory; create it first.")
         if not cmd:
             raise ValueError("empty command")
-        cmd = [self._inside(a, workspace) for a in cmd]
+        workspace = given.resolve()
+        cmd = [self._inside(self._inside(a, given), workspace) for a in cmd]
         slot = _slots.acquire() if self._root else None
         cg = None
         owner = workspace.stat()
@@ -331,35 +386,54 @@ class LocalSandbox:
                 _chown_tree(workspace, slot[0], slot[0])
             if self.cgroups.parents:
                 cg = _RunCgroups(self.cgroups, limits)
-            use_as = cg is None or cg.memory is None
-            nproc = None
-            if slot is not None:
-                # The slot uid owns only this sandbox's processes. One above the cgroup's
-                # limit, so that where both exist the cgroup trips first and says "pids".
-                nproc = limits.pids + (1 if cg is not None and cg.pids is not None else 0)
-            elif cg is None or cg.pids is None:
-                nproc = limits.pids + _user_process_count()
-            res = run_process(
-                self._argv(cmd, workspace, limits, slot[0] if slot else None),
-                cwd="/",
-                env={"PATH": self._path, "LANG": "C.UTF-8"},
-                wall_s=limits.wall_s,
-                output_bytes=limits.output_bytes,
-                stdin=stdin,
-                preexec_fn=rlimit_preexec(
-                    limits.cpu_s if limits.cpu_s is not None else limits.wall_s + 1,
-                    limits.memory_mb if use_as else None,
-                    nproc,
-                    limits.fsize_mb,
-                    extra=cg.join if cg is not None else None,
-                ),
-            )
-            if cg is not None and res.killed_reason is None:
-                if cg.memory_killed():
-                    res = res.model_copy(update={"killed_reason": "memory"})
-                elif res.exit_code != 0 and cg.pids_hit():
-                    res = res.model_copy(update={"killed_reason": "pids"})
-            return res
+            rlimits = self._rlimits(limits, cg, slot is not None)
+            info_r, info_w = os.pipe()
+            block_r, block_w = os.pipe()
+            fds = {info_r, info_w, block_r, block_w}
+            seccomp_fd = None
+            if slot is not None and _SECCOMP is not None:
+                seccomp_fd, w = os.pipe()
+                fds.add(seccomp_fd)
+                os.write(w, _SECCOMP)  # 112 bytes: fits the pipe buffer
+                os.close(w)
+
+            def release(proc) -> None:
+                # bwrap has made the namespaces and waits on block_r; what the command (its
+                # child, not yet forked) inherits is set now, without a preexec_fn in our fork.
+                for fd in (info_w, block_r, seccomp_fd):
+                    if fd is not None:
+                        os.close(fd)
+                        fds.discard(fd)
+                pid = _read_child_pid(info_r, limits.wall_s)
+                if pid is None:
+                    return  # bwrap failed (its stderr says why) or hangs (the deadline kills it)
+                try:
+                    for res_id, value in rlimits:
+                        resource.prlimit(pid, res_id, (value, value))
+                    if cg is not None:
+                        cg.add(pid)
+                except ProcessLookupError:
+                    return  # bwrap died meanwhile; never release a sandbox whose limits failed
+                try:
+                    os.write(block_w, b"1")
+                except BrokenPipeError:
+                    pass
+
+            try:
+                res = run_process(
+                    self._argv(cmd, workspace, limits, slot[0] if slot else None, info_w, block_r, seccomp_fd),
+                    cwd="/",
+                    env={"PATH": self._path, "LANG": "C.UTF-8"},
+                    wall_s=limits.wall_s,
+                    output_bytes=limits.output_bytes,
+                    stdin=stdin,
+                    pass_fds=tuple(fd for fd in (info_w, block_r, seccomp_fd) if fd is not None),
+                    on_spawn=release,
+                )
+            finally:
+                for fd in fds:
+                    os.close(fd)
+            return self._reason(res, cg)
         finally:
             try:
                 if cg is not None:
@@ -372,6 +446,20 @@ class LocalSandbox:
             finally:
                 if slot is not None:
                     _slots.release(*slot)
+
+    @staticmethod
+    def _reason(res: ExecResult, cg: "_RunCgroups | None") -> ExecResult:
+        """Name the limit that stopped the command, where that can be told."""
+        if res.killed_reason is not None or res.exit_code == 0:
+            return res
+        reason = None
+        if cg is not None and cg.memory_killed():
+            reason = "memory"
+        elif cg is not None and cg.pids_hit():
+            reason = "pids"
+        elif (cg is None or cg.memory is None) and res.stderr.rstrip().endswith("MemoryError"):
+            reason = "memory"  # RLIMIT_AS: Python's allocation failed
+        return res.model_copy(update={"killed_reason": reason}) if reason else res
 
     # -- argv -----------------------------------------------------------------------------
 
@@ -408,15 +496,37 @@ class LocalSandbox:
             args += ["--ro-bind", self._prefix, self._prefix]
         return args
 
-    def _argv(self, cmd: list[str], workspace: Path, limits: Limits, uid: int | None) -> list[str]:
+    def _rlimits(self, limits: Limits, cg: "_RunCgroups | None", slot_uid: bool) -> list[tuple[int, int]]:
+        cpu = limits.cpu_s if limits.cpu_s is not None else limits.wall_s + 1
+        out = [(resource.RLIMIT_CPU, int(cpu) + 1), (resource.RLIMIT_FSIZE, limits.fsize_mb << 20),
+               (resource.RLIMIT_CORE, 0)]
+        if cg is None or cg.memory is None:
+            out.append((resource.RLIMIT_AS, limits.memory_mb << 20))
+        if slot_uid:
+            # The slot uid owns only this sandbox's processes. One above the cgroup's limit,
+            # so that where both exist the cgroup trips first and the result says "pids".
+            out.append((resource.RLIMIT_NPROC, limits.pids + (1 if cg is not None and cg.pids is not None else 0)))
+        elif cg is None or cg.pids is None:
+            out.append((resource.RLIMIT_NPROC, limits.pids + _user_process_count()))
+        return out
+
+    def _argv(self, cmd: list[str], workspace: Path, limits: Limits, uid: int | None,
+              info_fd: int | None = None, block_fd: int | None = None,
+              seccomp_fd: int | None = None) -> list[str]:
         a = [self._bwrap, "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
              "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--hostname", "sandbox"]
+        if info_fd is not None and block_fd is not None:
+            a += ["--info-fd", str(info_fd), "--block-fd", str(block_fd)]
+        if seccomp_fd is not None:
+            a += ["--seccomp", str(seccomp_fd)]
         if uid is None:
             a += ["--unshare-user", "--uid", "65534", "--gid", "65534", "--disable-userns"]
         a += self._mounts
         a += ["--bind", str(workspace), WORKDIR, "--chdir", WORKDIR,
               "--proc", "/proc", "--dev", "/dev",
-              "--size", str(limits.fsize_mb * 1024 * 1024), "--tmpfs", "/tmp",
+              "--perms", "1777", "--size", str(limits.fsize_mb * 1024 * 1024), "--tmpfs", "/tmp",
+              # multiprocessing needs a writable /dev/shm (POSIX semaphores)
+              "--perms", "1777", "--size", str(limits.fsize_mb * 1024 * 1024), "--tmpfs", "/dev/shm",
               "--clearenv", "--setenv", "PATH", self._path, "--setenv", "HOME", WORKDIR,
               "--setenv", "LANG", "C.UTF-8"]
         for k, v in limits.env.items():
@@ -456,6 +566,24 @@ def _kill_uid(uid: int, patience_s: float = 2.0) -> None:
             except ProcessLookupError:
                 pass
         time.sleep(0.005)
+
+
+def _read_child_pid(fd: int, timeout_s: float) -> int | None:
+    """bwrap's --info-fd JSON names the host pid of the sandbox's init; None if bwrap died."""
+    buf = b""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            return None
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            return None
+        buf += chunk
+        try:
+            return int(json.loads(buf)["child-pid"])
+        except ValueError:
+            continue  # not all of it yet
 
 
 def _user_process_count() -> int:

@@ -58,9 +58,12 @@ def run_process(
     stdin: bytes | None = None,
     preexec_fn: Callable[[], None] | None = None,
     pass_fds: Sequence[int] = (),
+    on_spawn: Callable[[subprocess.Popen], None] | None = None,
 ) -> ExecResult:
     """Run argv; return its ExecResult. Output past `output_bytes` per stream is dropped
-    (and the process killed, reason "output", once both caps are far exceeded)."""
+    (and the process killed, reason "output", once both caps are far exceeded).
+    `on_spawn(proc)` runs right after the spawn, before any I/O (the local backend uses it
+    to put bubblewrap's sandbox into cgroups and set rlimits while bwrap waits for it)."""
     start = time.monotonic()
     proc = subprocess.Popen(
         list(argv),
@@ -74,6 +77,13 @@ def run_process(
         pass_fds=tuple(pass_fds),
         close_fds=True,
     )
+    if on_spawn is not None:
+        try:
+            on_spawn(proc)
+        except BaseException:
+            _kill_group(proc)
+            proc.communicate()
+            raise
     bufs = {proc.stdout.fileno(): bytearray(), proc.stderr.fileno(): bytearray()}
     truncated = {fd: False for fd in bufs}
     dropped = 0

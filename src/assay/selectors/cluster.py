@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from assay.selectors._common import abstain, loadable, ranked_selection, weight
+from assay.selectors._common import abstain, loadable, ranked_selection, untrusted_tests, weight
 from assay.selectors.base import SelectContext
 from assay.types import Candidate, Evidence, Selection, Task
 
@@ -46,3 +46,41 @@ class Cluster:
             self.name, pool, scores, ctx,
             f"cluster: {len(mass)} behaviours on {len(evidence.inputs)} inputs; largest has "
             f"weight {mass[best]:g}", groups=sig)
+
+
+class Consensus:
+    """Behaviour clusters scored by dual agreement: (cluster weight) x (1 + generated tests its
+    members pass on average).
+
+    CodeT's score over behaviour clusters instead of pass-sets: programs that agree on every
+    shared input vote together, and tests they satisfy add evidence. The +1 keeps the cluster
+    vote alive when no test passes or a task has no tests (plain `cluster` then). Clusters
+    that only raise or time out rank last."""
+
+    name = "consensus"
+    needs_model = False
+
+    def select(self, task: Task, candidates: list[Candidate], evidence: Evidence,
+               ctx: SelectContext) -> Selection:
+        pool = loadable(candidates, evidence)
+        if not pool:
+            return abstain("consensus: no candidates")
+        tests = untrusted_tests(evidence)
+        sig = {c.id: behaviour(evidence, c.id) for c in pool}
+        mass: dict[tuple[str, ...], float] = defaultdict(float)
+        passed: dict[tuple[str, ...], float] = defaultdict(float)
+        for c in pool:
+            w = weight(ctx, c.id)
+            row = evidence.outcomes.get(c.id, {})
+            mass[sig[c.id]] += w
+            passed[sig[c.id]] += w * sum(row.get(t) == "pass" for t in tests)
+        score = {}
+        for s, m in mass.items():
+            score[s] = m * (1.0 + passed[s] / m)
+        floor = min(score.values()) - max(score.values()) - 1.0
+        score = {s: v + floor if all_failed(s) else v for s, v in score.items()}
+        best = max(score, key=lambda s: score[s])
+        return ranked_selection(
+            self.name, pool, {cid: score[s] for cid, s in sig.items()}, ctx,
+            f"consensus: {len(mass)} behaviours; best has weight {mass[best]:g} and passes "
+            f"{passed[best] / mass[best]:.3g}/{len(tests)} generated tests", groups=sig)

@@ -19,8 +19,10 @@ def system_message() -> Message:
 
 
 def solve_messages(task: Task) -> list[Message]:
+    problem = problem_block(task.statement)
     return [system_message(), {"role": "user", "content": render(
-        "solve.j2", problem=problem_block(task.statement), entry_point=task.entry_point or "")}]
+        "solve.j2", problem=problem, is_code=problem.startswith("```"),
+        entry_point=task.entry_point or "")}]
 
 
 def view(model: Any, task: Task, trajectory: str, store: Any = None) -> Any:

@@ -2,7 +2,8 @@
 
 1. Ask for observations about the problem.
 2. Build combinations of them (subsets of size 1 and 2), sampled with `rng` up to N.
-3. Ask for a plan from each combination, then for code that follows the plan.
+3. Optionally (`derive=True`) derive one new observation from each combination.
+4. Ask for a plan from each combination, then for code that follows the plan.
 N is the number of final programs; each keeps its plan in `origin.plan`.
 """
 
@@ -17,7 +18,7 @@ from typing import Any
 from assay.agent.models import split_cost
 from assay.agent.render import problem_block, render
 from assay.agent.strategies._common import make_candidate, parallel_map, system_message, view
-from assay.types import Budget, BudgetExceeded, Candidate, Task
+from assay.types import Budget, BudgetExceeded, Candidate, Cost, Task
 
 log = logging.getLogger("assay.strategies.plansearch")
 
@@ -65,7 +66,7 @@ def _ask(m: Any, content: str, temperature: float | None = None):
 
 def generate(task: Task, model: Any, n: int, *, runner: Any = None, rounds: int = 0,
              budget: Budget | None = None, rng: random.Random | None = None, store: Any = None,
-             workers: int = 4) -> list[Candidate]:
+             workers: int = 4, derive: bool = False) -> list[Candidate]:
     """n programs, each from its own plan; with `rounds` > 0 each is then self-debugged."""
     if n <= 0:
         return []
@@ -90,8 +91,15 @@ def generate(task: Task, model: Any, n: int, *, runner: Any = None, rounds: int 
     def one(i: int) -> Candidate | None:
         trajectory = f"{NAME}-{i}"
         m = view(model, task, trajectory, store)
+        observations = list(combos[i])
+        extra = Cost()
         try:
-            plan = _ask(m, render("plansearch_plan.j2", problem=problem, observations=list(combos[i])))
+            if derive and observations:
+                derived = _ask(m, render("plansearch_derive.j2", problem=problem,
+                                         observations=observations))
+                extra = derived.cost
+                observations += parse_observations(derived.text, limit=1) or [derived.text.strip()]
+            plan = _ask(m, render("plansearch_plan.j2", problem=problem, observations=observations))
             code = _ask(m, render("plansearch_code.j2", problem=problem, plan=plan.text.strip(),
                                   entry_point=entry))
         except BudgetExceeded as e:
@@ -99,14 +107,14 @@ def generate(task: Task, model: Any, n: int, *, runner: Any = None, rounds: int 
             return None
         return make_candidate(task, code, cid=f"plan{i}", strategy=NAME, model=model,
                               trajectory=trajectory, plan=plan.text.strip(),
-                              extra_cost=plan.cost + shares[i])
+                              extra_cost=plan.cost + shares[i] + extra)
 
     cands = [c for c in parallel_map(one, range(n), workers) if c is not None]
     if rounds > 0:
         from assay.agent.strategies.self_debug import refine_all
 
         cands = refine_all(task, model, cands, runner=runner, rounds=rounds, strategy=NAME,
-                           store=store, workers=workers)
+                           store=store, workers=workers, budget=budget)
     return cands
 
 

@@ -42,5 +42,5 @@ def generate(task: Task, model: Any, n: int, *, runner: Any = None, rounds: int 
         from assay.agent.strategies.self_debug import refine_all
 
         cands = refine_all(task, model, cands, runner=runner, rounds=rounds, strategy=NAME,
-                           store=store, workers=workers)
+                           store=store, workers=workers, budget=budget)
     return cands

@@ -1,0 +1,30 @@
+# correct but slow: uncoalesced (strided) memory access
+import torch
+import torch.nn as nn
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def gelu_kernel(x_ptr, out_ptr, n, D, NPROG, BLOCK: tl.constexpr):
+    pid = tl.program_id(0)
+    offs = tl.arange(0, BLOCK) * NPROG + pid  # neighbouring lanes NPROG apart: uncoalesced
+    mask = offs < n
+    x = tl.load(x_ptr + offs, mask=mask)
+    u = 0.7978845608028654 * (x + 0.044715 * x * x * x)
+    y = 0.5 * x * (1.0 + (2.0 * tl.sigmoid(2.0 * u) - 1.0))
+    tl.store(out_ptr + offs, y, mask=mask)
+
+
+class ModelNew(nn.Module):
+    def __init__(self):
+        super().__init__()
+        pass
+
+    def forward(self, x):
+        x = x.contiguous()
+        out = torch.empty_like(x)
+        n = x.numel()
+        nprog = triton.cdiv(n, 1024)
+        gelu_kernel[(nprog,)](x, out, n, x.shape[-1], nprog, BLOCK=1024)
+        return out

@@ -1,0 +1,350 @@
+"""Validate assay's kernel evaluation protocol on a real GPU, in one call.
+
+For each KernelBench-style problem under benches/kernels/problems/ it runs, through the
+same KernelEvaluator that `assay kernel` uses:
+  fast   - a correct, faster hand-written kernel (Triton; plus one CUDA load_inline kernel)
+  slow   - a correct but slower one
+  wrong  - an incorrect one
+  reuse, side_stream, pointer_cache - cheats built from the fast kernel
+and checks:
+  1. every cheat is caught: by the static gate, and (gate bypassed) by the run itself
+     (or, for the side stream, by the device-vs-synced timing flag);
+  2. every wrong kernel is rejected;
+  3. fast beats eager, slow loses to it;
+  4. timing is repeatable: coefficient of variation of the per-repeat medians < 2 % (3 repeats);
+  5. device-time speedups match a plain `triton.testing.do_bench` measurement within 5 %
+     wherever the fast kernel runs >= 0.5 ms.
+It writes JSON + markdown under benches/results/ and exits 0 only if every check passed.
+
+  python benches/kernels/gpu_validate.py                 # on the GPU machine (about 5-8 minutes)
+  python benches/kernels/gpu_validate.py --cpu --problems 1_Swish   # CPU dry run: gate + correctness
+                                                                    # flow only, NOT a GPU result
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from assay.kernels import gate as G  # noqa: E402
+from assay.kernels.evaluate import EvalConfig, KernelEvaluator, Verdict  # noqa: E402
+from assay.kernels.problem import Problem, load_problem  # noqa: E402
+from assay.kernels.timing import cv  # noqa: E402
+
+CV_LIMIT = 0.02
+DO_BENCH_TOL = 0.05
+DO_BENCH_MIN_MS = 0.5
+
+
+def cheats(fast: str) -> dict[str, str]:
+    """Cheating variants of a correct kernel module (they subclass its ModelNew)."""
+    base = fast + "\n\n_Fast = ModelNew\n\n"
+    return {
+        # computes once, then returns uninitialised memory of the right shape (hoping the
+        # allocator hands back the buffer that held the reference's answer)
+        "reuse": base + '''
+class ModelNew(_Fast):
+    def __init__(self, *args):
+        super().__init__(*args)
+        self._like = None
+
+    def forward(self, *xs):
+        if self._like is None:
+            out = super().forward(*xs)
+            self._like = (out.shape, out.dtype, out.device)
+            return out
+        shape, dtype, device = self._like
+        return torch.empty(shape, dtype=dtype, device=device)
+''',
+        # launches the real kernel on a side stream: the timed stream sees almost nothing
+        "side_stream": base + '''
+class ModelNew(_Fast):
+    def __init__(self, *args):
+        super().__init__(*args)
+        self._stream = torch.cuda.Stream() if torch.cuda.is_available() else None
+
+    def forward(self, *xs):
+        if self._stream is None:
+            return super().forward(*xs)
+        with torch.cuda.stream(self._stream):
+            return super().forward(*xs)
+''',
+        # caches outputs keyed on input pointers
+        "pointer_cache": base + '''
+class ModelNew(_Fast):
+    def __init__(self, *args):
+        super().__init__(*args)
+        self._memo = {}
+
+    def forward(self, *xs):
+        key = tuple(x.data_ptr() for x in xs)
+        if key not in self._memo:
+            self._memo[key] = super().forward(*xs)
+        return self._memo[key]
+''',
+    }
+
+
+def machine() -> dict:
+    cpu = platform.processor()
+    try:
+        cpu = next(l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
+                   if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    try:
+        gpu = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=20).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        gpu = None
+    versions = {}
+    for mod in ("torch", "triton"):
+        try:
+            versions[mod] = __import__(mod).__version__
+        except ImportError:
+            versions[mod] = None
+    return {"nproc": os.cpu_count(), "cpu": cpu, "gpu": gpu, **versions}
+
+
+def medians(v: Verdict, name: str, mode: str) -> list[float]:
+    if not v.timing:
+        return []
+    return [r["median_ms"] for r in v.timing["runs"].get(name, {}).get(mode, [])]
+
+
+def do_bench_speedup(problem: Problem, fast_src: str, device: str, seed: int, workdir: Path) -> dict:
+    """Plain triton.testing.do_bench on the reference and the fast kernel (trusted code, this process)."""
+    import importlib.util
+
+    import torch
+    import triton
+
+    def load(path: Path, name: str):
+        spec = importlib.util.spec_from_file_location(name, path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        return mod
+
+    (workdir / "p.py").write_text(problem.source)
+    (workdir / "c.py").write_text(fast_src)
+    os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(workdir / "ext"))
+    prob = load(workdir / "p.py", f"vp_{problem.digest}")
+    cand = load(workdir / "c.py", f"vc_{problem.digest}")
+    torch.manual_seed(seed)
+    init = prob.get_init_inputs()
+    torch.manual_seed(seed)
+    ref = prob.Model(*init).to(device)
+    torch.manual_seed(seed)
+    new = cand.ModelNew(*init).to(device)
+    torch.manual_seed(seed + 1)
+    xs = [x.to(device) if hasattr(x, "to") else x for x in prob.get_inputs()]
+    with torch.no_grad():
+        r = triton.testing.do_bench(lambda: ref(*xs), warmup=50, rep=300, return_mode="median")
+        n = triton.testing.do_bench(lambda: new(*xs), warmup=50, rep=300, return_mode="median")
+    del ref, new, xs
+    torch.cuda.empty_cache()
+    return {"ref_ms": r, "new_ms": n, "speedup": r / n}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--device", default="cuda:0")
+    ap.add_argument("--cpu", action="store_true", help="dry run on CPU (shrunken shapes, Triton interpreter)")
+    ap.add_argument("--problems", default=None, help="comma-separated problem stems (default: all)")
+    ap.add_argument("--out", default=str(ROOT / "benches" / "results"))
+    ap.add_argument("--no-compile-baseline", action="store_true", help="skip the torch.compile baseline")
+    ap.add_argument("--no-cuda-build", action="store_true", help="skip the load_inline CUDA candidate")
+    ap.add_argument("--parallel", type=int, default=4, help="untimed GPU checks at once")
+    ap.add_argument("--seed", type=int, default=42)
+    args = ap.parse_args()
+    t_start = time.time()
+    device = "cpu" if args.cpu else args.device
+    on_gpu = not args.cpu
+    if on_gpu:
+        import torch
+
+        if not torch.cuda.is_available():
+            print("gpu_validate: no CUDA device here; run with --cpu for the dry run.", file=sys.stderr)
+            return 2
+        os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "{}.{}".format(*torch.cuda.get_device_capability()))
+    cache = Path(tempfile.mkdtemp(prefix="assay_kval_"))
+    shrink = 256 if args.cpu else None
+    probs = sorted((HERE / "problems").glob("level*/*.py"))
+    if args.problems:
+        keep = set(args.problems.split(","))
+        probs = [p for p in probs if p.stem in keep]
+    problems = [load_problem(p, shrink=shrink) for p in probs]
+
+    common = dict(device=device, seed=args.seed, cache_dir=str(cache), compile_workers=8,
+                  policy=G.GatePolicy(allow_cpp=args.cpu), eval_timeout_s=300, compile_timeout_s=420,
+                  rotate=4 if on_gpu else 2)
+    timing = dict(timing=True, repeats=3, warmup=10 if on_gpu else 1, timing_trials=100 if on_gpu else 5,
+                  rotate_bytes=8 << 30)
+    baselines = ("eager",) if (args.cpu or args.no_compile_baseline) else ("eager", "compile")
+    ev_fast = KernelEvaluator(EvalConfig(baselines=baselines, timing_basis="device",
+                                         **common, **timing))
+    ev_slow = KernelEvaluator(EvalConfig(baselines=("eager",), timing_basis="device",
+                                         **common, **timing))
+    ev_check = KernelEvaluator(EvalConfig(timing=False, **common))
+    ev_flag = KernelEvaluator(EvalConfig(timing=True, repeats=1, warmup=2, timing_trials=10 if on_gpu else 3,
+                                         baselines=("eager",), **common))
+
+    report: dict = {"problems": {}, "checks": [], "cpu_dry_run": args.cpu}
+    jobs = []  # untimed / flag-only runs, in parallel
+    srcs: dict[str, dict[str, str]] = {}
+    for p in problems:
+        d = HERE / "candidates" / Path(p.path).stem
+        s = {f.stem: f.read_text() for f in sorted(d.glob("*.py"))}
+        if args.cpu or args.no_cuda_build:
+            s.pop("fast_cuda", None)
+        s.update(cheats(s["fast"]))
+        srcs[p.id] = s
+        report["problems"][p.id] = {"gate": {k: G.check(v, ev_check.config.policy).summary() for k, v in s.items()},
+                                    "runs": {}}
+        jobs.append((p, "wrong", ev_check, s["wrong"], False))
+        for c in ("reuse", "side_stream", "pointer_cache"):
+            jobs.append((p, c, ev_flag, s[c], True))  # gate bypassed: does the run itself catch it?
+
+    def run_job(job):
+        p, name, ev, src, bypass = job
+        if bypass:
+            built = ev.build(p, src)
+            v = ev._after_build(p, src, name, built)
+        else:
+            v = ev.evaluate(p, src, name)
+        return p.id, name, v
+
+    # CUDA builds start at once on CPU threads; the GPU checks run beside them.
+    with ThreadPoolExecutor(max_workers=2) as builders:
+        cuda_builds = {p.id: builders.submit(ev_fast.build, p, srcs[p.id]["fast_cuda"])
+                       for p in problems if "fast_cuda" in srcs[p.id]}
+        with ThreadPoolExecutor(max_workers=args.parallel) as pool:
+            for pid, name, v in pool.map(run_job, jobs):
+                report["problems"][pid]["runs"][name] = v.to_dict()
+                print(f"[{time.time() - t_start:6.1f}s] {pid} {name}: {v.status} {v.message[:120]}", flush=True)
+        # timed runs, one at a time (they own the GPU)
+        timed: dict[str, dict[str, Verdict]] = {}
+        for p in problems:
+            timed[p.id] = {}
+            order = [("fast", ev_fast), ("slow", ev_slow)]
+            if "fast_cuda" in srcs[p.id]:
+                cuda_builds[p.id].result()
+                order.append(("fast_cuda", ev_slow))
+            for name, ev in order:
+                v = ev.evaluate(p, srcs[p.id][name], name)
+                timed[p.id][name] = v
+                report["problems"][p.id]["runs"][name] = v.to_dict()
+                print(f"[{time.time() - t_start:6.1f}s] {p.id} {name}: {v.status} {v.message[:160]}", flush=True)
+
+    # -- checks ------------------------------------------------------------------------------
+    def check(name: str, ok: bool, detail: str, enforced: bool = True) -> None:
+        report["checks"].append({"check": name, "ok": bool(ok), "detail": detail, "enforced": enforced})
+
+    for p in problems:
+        r = report["problems"][p.id]
+        gate_ok = {k: G.check(v, ev_check.config.policy).ok for k, v in srcs[p.id].items()}
+        for c in ("reuse", "side_stream", "pointer_cache"):
+            run = r["runs"][c]
+            dynamic = (not run["correct"]) or bool(run["review"])
+            check(f"{p.id}: cheat {c} caught", (not gate_ok[c]) or dynamic,
+                  f"gate: {'rejected' if not gate_ok[c] else 'passed'}; run (gate bypassed): {run['status']}"
+                  + (f", review: {run['review']}" if run["review"] else ""))
+            if c != "side_stream":  # a side stream still computes the right answer
+                check(f"{p.id}: cheat {c} caught by the run alone", dynamic, run["status"])
+            elif on_gpu:
+                check(f"{p.id}: side stream flagged by device-vs-synced timing", bool(run["review"]),
+                      str(run["review"]), enforced=False)
+        check(f"{p.id}: wrong kernel rejected", not r["runs"]["wrong"]["correct"], r["runs"]["wrong"]["message"][:200])
+        for name in ("fast", "slow", "fast_cuda"):
+            if name in timed[p.id]:
+                check(f"{p.id}: {name} kernel correct", timed[p.id][name].correct, timed[p.id][name].message[:200])
+        f, s = timed[p.id]["fast"], timed[p.id]["slow"]
+        if f.correct and s.correct:
+            fs, ss = f.speedups.get("eager/device"), s.speedups.get("eager/device")
+            check(f"{p.id}: fast beats eager (device time)", fs is not None and fs > 1.0, f"speedup {fs}",
+                  enforced=on_gpu)
+            check(f"{p.id}: slow loses to eager (device time)", ss is not None and ss < 1.0, f"speedup {ss}",
+                  enforced=on_gpu)
+            for v in (f, s):
+                for who in ("candidate", "eager"):
+                    for mode in ("device", "synced"):
+                        m = medians(v, who, mode)
+                        c = cv(m)
+                        check(f"{p.id}: {v.candidate_id}/{who} {mode} median CV < 2%", c < CV_LIMIT,
+                              f"medians {[round(x, 5) for x in m]} ms, CV {c:.4f}", enforced=on_gpu)
+            if on_gpu:
+                dev = statistics.median(medians(f, "candidate", "device"))
+                if dev >= DO_BENCH_MIN_MS:
+                    with tempfile.TemporaryDirectory() as td:
+                        db = do_bench_speedup(p, srcs[p.id]["fast"], device, args.seed, Path(td))
+                    ours = f.speedups["eager/device"]
+                    rel = abs(ours / db["speedup"] - 1.0)
+                    r["do_bench"] = {**db, "ours": ours, "rel_diff": rel}
+                    check(f"{p.id}: device-time speedup matches do_bench within 5%", rel < DO_BENCH_TOL,
+                          f"ours {ours:.3f}x vs do_bench {db['speedup']:.3f}x ({db['ref_ms']:.3f}/{db['new_ms']:.3f} "
+                          f"ms), diff {rel:.3%}")
+                else:
+                    r["do_bench"] = f"skipped: fast kernel runs {dev:.3f} ms < {DO_BENCH_MIN_MS} ms"
+
+    enforced = [c for c in report["checks"] if c["enforced"]]
+    report["passed"] = all(c["ok"] for c in enforced)
+    report["summary"] = {"checks": len(enforced), "failed": [c["check"] for c in enforced if not c["ok"]],
+                         "informational_failed": [c["check"] for c in report["checks"]
+                                                  if not c["enforced"] and not c["ok"]]}
+    report.update({"command": " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]),
+                   "machine": machine(), "seed": args.seed, "device": device,
+                   "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                   "wall_s": round(time.time() - t_start, 1),
+                   "timing_basis_for_checks": "device (do_bench-like); both device and synced are recorded"})
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = "kernels_gpu_validate" + ("_cpu_dryrun" if args.cpu else "")
+    (out / f"{stem}.json").write_text(json.dumps(report, indent=2, default=str))
+    (out / f"{stem}.md").write_text(markdown(report))
+    print(f"{'PASSED' if report['passed'] else 'FAILED'}: {len(enforced)} checks, "
+          f"{len(report['summary']['failed'])} failed; {out / stem}.json/.md ({report['wall_s']} s)")
+    return 0 if report["passed"] else 1
+
+
+def markdown(rep: dict) -> str:
+    m = rep["machine"]
+    lines = ["# Kernel evaluation protocol: GPU validation" + (" (CPU DRY RUN, not a GPU result)" if rep["cpu_dry_run"]
+                                                               else ""), "",
+             f"Command: `{rep['command']}`  ", f"Date: {rep['date']}  ", f"Seed: {rep['seed']}  ",
+             f"Machine: {m['nproc']} CPUs ({m['cpu']}), GPU: {m['gpu']}, torch {m['torch']}, triton {m['triton']}  ",
+             f"Wall time: {rep['wall_s']} s. Result: **{'PASSED' if rep['passed'] else 'FAILED'}**", "",
+             "| problem | candidate | status | speedup eager/device | eager/synced | compile/device | review |",
+             "|---|---|---|---|---|---|---|"]
+    for pid, r in rep["problems"].items():
+        for name, v in r["runs"].items():
+            sp = v.get("speedups") or {}
+
+            def f(k):
+                return f"{sp[k]:.2f}x" if sp.get(k) else "-"
+
+            lines.append(f"| {pid} | {name} | {v['status']} | {f('eager/device')} | {f('eager/synced')} | "
+                         f"{f('compile/device')} | {'; '.join(v.get('review') or []) or ''} |")
+    lines += ["", "| check | ok | enforced | detail |", "|---|---|---|---|"]
+    for c in rep["checks"]:
+        lines.append(f"| {c['check']} | {'yes' if c['ok'] else '**NO**'} | {'yes' if c['enforced'] else 'info'} | "
+                     f"{c['detail'].replace('|', '/')[:200]} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""The correctness protocol end to end on CPU: Triton kernels under TRITON_INTERPRET=1, a C++
+load_inline extension, and candidates that are wrong or cheat in ways only a run can show.
+Needs the `kernels` extra (torch + triton)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch", reason="kernel-mode tests need torch: pip install -e '.[kernels]'")
+pytest.importorskip("triton", reason="kernel-mode tests need triton (interpreter mode on CPU)")
+
+from assay.kernels.evaluate import EvalConfig, KernelEvaluator  # noqa: E402
+from assay.kernels.gate import GatePolicy  # noqa: E402
+from assay.kernels.problem import load_problem  # noqa: E402
+
+HERE = Path(__file__).parent / "kernels"
+CAND = HERE / "candidates"
+
+
+def src(name: str) -> str:
+    return (CAND / f"{name}.py").read_text()
+
+
+@pytest.fixture(scope="module")
+def relu():
+    return load_problem(HERE / "problems" / "level1" / "1_ReLU.py", shrink=256)
+
+
+@pytest.fixture(scope="module")
+def ev(tmp_path_factory):
+    cfg = EvalConfig(device="cpu", cache_dir=str(tmp_path_factory.mktemp("kcache")), policy=GatePolicy(allow_cpp=True),
+                     compile_workers=2)
+    return KernelEvaluator(cfg)
+
+
+@pytest.fixture(scope="module")
+def timed_ev(tmp_path_factory):
+    cfg = EvalConfig(device="cpu", cache_dir=str(tmp_path_factory.mktemp("kcache_t")), timing=True, warmup=1,
+                     timing_trials=3, baselines=("eager",), policy=GatePolicy(allow_cpp=True))
+    return KernelEvaluator(cfg)
+
+
+def test_many_candidates_right_wrong_and_cheating(ev, relu):
+    items = [("legit", src("legit_triton_relu")), ("wrong", src("wrong_triton_relu")),
+             ("empty", src("cheat_empty_reuse")), ("mutates", src("wrong_mutates_input")),
+             ("fallback", src("cheat_try_fallback"))]
+    verdicts = ev.evaluate_many(relu, items)
+    assert [x.candidate_id for x in verdicts] == [cid for cid, _ in items]  # input order kept
+    v = {x.candidate_id: x for x in verdicts}
+    assert v["legit"].correct and "5 trials" in v["legit"].message
+    assert v["wrong"].status == "mismatch"
+    assert "max abs error" in v["wrong"].message and "at index [" in v["wrong"].message
+    assert "max rel error" in v["wrong"].feedback()
+    # uninitialised memory: the reference output is kept alive, so the allocator cannot hand it back
+    assert v["empty"].status == "mismatch"
+    assert v["mutates"].status == "mutated"
+    assert v["fallback"].status == "gate" and v["fallback"].gate_rules == ["torch-compute", "try-except"]
+
+
+def test_result_cache_is_caught_at_run_time_even_past_the_gate(ev, relu):
+    cheat = src("cheat_result_cache")
+    assert ev.build(relu, cheat)["ok"]
+    r = ev.check(relu, cheat)  # bypass the gate: new random inputs each trial expose the cache
+    assert r["status"] == "mismatch" and r["message"].startswith("trial 1")
+
+
+def test_pointer_cache_is_caught_after_timing(timed_ev, relu):
+    cheat = src("cheat_pointer_cache")
+    assert timed_ev.build(relu, cheat)["ok"]
+    r = timed_ev.check(relu, cheat)
+    stale = r.get("timing", {}).get("stale_after_timing")
+    assert r["status"] == "mismatch" or stale, r  # fresh buffers at an old address, or refilled buffers
+    legit = timed_ev.evaluate(relu, src("legit_triton_relu"), "legit")
+    assert legit.correct and legit.timing["rotated_input_sets"] == 4 and legit.new_ms > 0
+    assert set(legit.speedups) == {"eager/synced", "eager/device", "compile/synced", "compile/device"}
+
+
+def test_tolerance_is_per_dtype_and_overridable(tmp_path, relu):
+    off = src("legit_triton_relu").replace("tl.maximum(x, 0.0)", "tl.maximum(x, 0.0) + 1e-3")
+    strict = KernelEvaluator(EvalConfig(cache_dir=str(tmp_path)))
+    v = strict.evaluate(relu, off)
+    assert v.status == "mismatch" and "atol=rtol=0.0001" in v.message
+    loose = KernelEvaluator(EvalConfig(cache_dir=str(tmp_path), tolerance=1e-2))
+    assert loose.evaluate(relu, off).correct
+
+
+def test_import_failure_is_a_build_error_and_cached(ev, relu):
+    bad = src("legit_triton_relu").replace("import triton.language as tl", "import triton.language as tl\n"
+                                                                             "BLOCK_SIZE = undefined_name")
+    v = ev.evaluate(relu, bad, "bad")
+    assert v.status == "compile" and "NameError" in v.compile_log
+    cpp_bad = src("legit_cpp_relu").replace("from torch.utils.cpp_extension import load_inline",
+                                            "from torch.utils.cpp_extension import load_inline\nraise SystemExit(3)")
+    built = ev.build(relu, cpp_bad)  # fails at import, before g++ runs
+    assert built["ok"] is False and built["status"] == "compile"
+    assert ev.build(relu, cpp_bad) == built  # cached
+
+
+def test_level2_fused_linear_relu_with_weights_from_nn_linear(ev):
+    prob = load_problem(HERE / "problems" / "level2" / "1_Linear_ReLU.py", shrink=64)
+    v = ev.evaluate(prob, src("legit_triton_linear_relu"))
+    assert v.correct, v.message
+
+
+@pytest.mark.slow
+def test_cpp_load_inline_extension_builds_once_and_is_correct(ev, relu):
+    s = src("legit_cpp_relu")
+    built = ev.build(relu, s)
+    assert built["ok"], built
+    assert ev.build(relu, s) == built  # cached by source hash: no second build
+    v = ev.evaluate(relu, s, "cpp")
+    assert v.correct, v.message
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not installed here")
+def test_nvcc_compiles_the_cuda_candidate(tmp_path, relu):
+    ev = KernelEvaluator(EvalConfig(device="cuda:0", cache_dir=str(tmp_path)))
+    built = ev.build(relu, src("legit_cuda_relu"))
+    assert built["ok"], built.get("log")

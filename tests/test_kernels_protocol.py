@@ -1,0 +1,258 @@
+"""Kernel-mode pieces that need no torch: problem loading and shrinking, fast_p arithmetic,
+the timing loop's control flow (fake clock and events), verdict arithmetic, the search loop."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from assay.errors import UserError
+from assay.kernels import timing as T
+from assay.kernels.evaluate import EvalConfig, KernelEvaluator, Verdict
+from assay.kernels.metrics import fast_p, fast_p_table, geomean_speedup
+from assay.kernels.problem import load_level, load_problem, parse_ids, shrink_source
+from assay.kernels.search import Attempt, SearchConfig, extract_code, pick_best, search
+
+PROBS = Path(__file__).parent / "kernels" / "problems"
+CAND = Path(__file__).parent / "kernels" / "candidates"
+
+
+# -- problems --------------------------------------------------------------------------------
+
+def test_load_problem_reads_format_and_constants():
+    p = load_problem(PROBS / "level1" / "1_ReLU.py")
+    assert p.id == "level1/1_ReLU" and p.level == 1 and p.number == 1 and p.name == "ReLU"
+    assert p.constants == {"batch_size": 16, "dim": 16384}
+
+
+def test_shrink_clamps_large_shape_constants_only():
+    p = load_problem(PROBS / "level2" / "1_Linear_ReLU.py", shrink=64)
+    assert p.constants == {"batch_size": 64, "in_features": 64, "out_features": 64}
+    src = "a = 3\nb = 100000  # big\nc = 2.5\n"
+    assert shrink_source(src, 10) == "a = 3\nb = 10  # big\nc = 2.5\n"
+    assert load_problem(PROBS / "level1" / "2_Scale_Add.py", shrink=32).constants["alpha"] == 0.5
+
+
+def test_bad_problem_files_are_user_errors(tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        load_problem(tmp_path / "nope.py")
+    f = tmp_path / "x.py"
+    f.write_text("class Model: pass\n")
+    with pytest.raises(UserError, match="get_inputs"):
+        load_problem(f)
+
+
+def test_parse_ids_and_level_selection():
+    assert parse_ids("1,2,5-7") == {1, 2, 5, 6, 7}
+    assert parse_ids(None) is None
+    with pytest.raises(UserError):
+        parse_ids("3-1")
+    with pytest.raises(UserError):
+        parse_ids("a")
+    assert [p.number for p in load_level(PROBS, 1)] == [1, 2]
+    assert [p.id for p in load_level(PROBS, 1, {2})] == ["level1/2_Scale_Add"]
+    with pytest.raises(UserError, match="no level3"):
+        load_level(PROBS, 3)
+
+
+# -- fast_p ----------------------------------------------------------------------------------
+
+ROWS = [
+    {"correct": True, "speedup": 2.0},
+    {"correct": True, "speedup": 0.5},
+    {"correct": False, "speedup": 5.0},  # wrong kernels never count, however fast
+    {"correct": True, "speedup": 1.0},  # exactly 1.0 is not "faster than 1"
+    {"correct": False, "speedup": None},
+]
+
+
+def test_fast_p_matches_kernelbench_definition():
+    assert fast_p(ROWS, 0.0) == pytest.approx(3 / 5)
+    assert fast_p(ROWS, 1.0) == pytest.approx(1 / 5)
+    assert fast_p(ROWS, 2.0) == 0.0
+    assert fast_p([], 1.0) == 0.0
+    assert geomean_speedup(ROWS) == pytest.approx(math.exp((math.log(2) + math.log(0.5) + 0) / 3))
+    assert geomean_speedup([{"correct": False, "speedup": 3.0}]) is None
+    t = fast_p_table(ROWS)
+    assert t["n"] == 5 and t["correct"] == 3 and t["fast_p"]["1.5"] == pytest.approx(1 / 5)
+
+
+# -- timing loop -----------------------------------------------------------------------------
+
+class FakeGPU:
+    """Records the order of operations; each kernel call takes `cost` ms of fake device time."""
+
+    def __init__(self, cost: float = 2.0) -> None:
+        self.now = 0.0
+        self.cost = cost
+        self.log: list[str] = []
+
+    def event(self):
+        gpu = self
+
+        class E:
+            t = None
+
+            def record(self):
+                gpu.log.append("record")
+                self.t = gpu.now
+
+            def elapsed_time(self, end):
+                return end.t - self.t
+
+        return E()
+
+    def synchronize(self):
+        self.log.append("sync")
+
+    def flush(self):
+        self.log.append("flush")
+        self.now += 100.0  # the flush itself is never inside a timed window
+
+    def fn(self, *args):
+        self.log.append(f"call{args}")
+        self.now += self.cost
+
+
+def test_device_mode_flushes_before_each_call_and_syncs_once():
+    g = FakeGPU()
+    times = T.measure(g.fn, [(0,), (1,), (2,)], g, mode="device", warmup=2, trials=4)
+    assert times == [2.0] * 4
+    timed = g.log[g.log.index("sync") + 1:]
+    assert timed.count("flush") == 4 and timed.count("sync") == 1 and timed[-1] == "sync"
+    # rotated input buffers, and each call sits between a flush+record and a record
+    assert timed[:4] == ["flush", "record", "call(0,)", "record"]
+    assert [x for x in timed if x.startswith("call")] == ["call(0,)", "call(1,)", "call(2,)", "call(0,)"]
+
+
+def test_synced_mode_syncs_the_device_before_the_end_event():
+    g = FakeGPU(cost=1.5)
+    times = T.measure(g.fn, [(0,)], g, mode="synced", warmup=1, trials=3)
+    assert times == [1.5] * 3
+    timed = g.log[g.log.index("sync") + 1:]
+    assert timed[:6] == ["flush", "record", "call(0,)", "sync", "record", "sync"]
+    with pytest.raises(ValueError):
+        T.measure(g.fn, [(0,)], g, mode="wall")
+
+
+def test_stats_cv_speedup_and_stream_escape():
+    s = T.Stats.of([1.0, 2.0, 3.0, 10.0])
+    assert (s.median, s.mean, s.min, s.n) == (2.5, 4.0, 1.0, 4)
+    assert T.cv([1.0, 1.0, 1.0]) == 0.0 and T.cv([1.0]) == 0.0
+    assert T.cv([0.98, 1.0, 1.02]) == pytest.approx(0.01633, rel=1e-3)
+    assert T.speedup(2.0, 0.5) == 4.0 and T.speedup(None, 1.0) is None and T.speedup(1.0, 0.0) is None
+    assert T.escaped_stream(device_ms=0.01, synced_ms=1.0) and not T.escaped_stream(1.0, 1.05)
+
+
+def test_wall_backend_measures_host_time():
+    clock = iter(range(0, 1000)).__next__
+    b = T.WallBackend(clock=lambda: float(clock()))
+    times = T.measure(lambda: None, [()], b, mode="device", warmup=0, trials=3)
+    assert all(t == pytest.approx(1000.0) for t in times)  # one tick (1 s) between the events
+
+
+def _timing_result(cand_ms: float, eager_ms: float, *, device_ms: float | None = None, stale=None):
+    runs = {n: {"device": [{"median_ms": (device_ms if n == "candidate" and device_ms else ms)}],
+                "synced": [{"median_ms": ms}]}
+            for n, ms in (("candidate", cand_ms), ("eager", eager_ms), ("compile", eager_ms / 2))}
+    return {"runs": runs, "stale_after_timing": stale}
+
+
+def test_verdict_speedups_review_flag_and_stale(tmp_path):
+    ev = KernelEvaluator(EvalConfig(device="cuda:0", cache_dir=str(tmp_path)))
+    v = Verdict("c", "correct")
+    ev._apply_timing(v, _timing_result(0.5, 1.0))
+    assert v.speedup == pytest.approx(2.0) and v.speedups["compile/synced"] == pytest.approx(1.0)
+    assert not v.review and "speedup 2.00x" in v.message
+    fast = Verdict("f", "correct")
+    ev._apply_timing(fast, _timing_result(0.05, 1.0))
+    assert fast.speedup == pytest.approx(20.0) and "over 10x" in fast.review[0]
+    escaped = Verdict("e", "correct")
+    ev._apply_timing(escaped, _timing_result(1.0, 1.0, device_ms=0.01))
+    assert any("outside the timed stream" in r for r in escaped.review)
+    stale = Verdict("s", "correct")
+    ev._apply_timing(stale, _timing_result(0.5, 1.0, stale="output mismatch"))
+    assert stale.status == "stale" and not stale.correct
+    basis = KernelEvaluator(EvalConfig(device="cuda:0", cache_dir=str(tmp_path), timing_basis="device",
+                                       baseline="compile"))
+    d = Verdict("d", "correct")
+    basis._apply_timing(d, _timing_result(1.0, 1.0, device_ms=0.25))
+    assert d.speedup == pytest.approx(2.0)  # compile baseline 0.5 ms device / 0.25 ms
+
+
+def test_feedback_texts():
+    assert "rejected before building (try-except)" in Verdict("a", "gate", "x", gate_rules=["try-except"]).feedback()
+    assert "failed to build" in Verdict("a", "compile", compile_log="error: expected ';'").feedback()
+    assert "expected ';'" in Verdict("a", "compile", compile_log="error: expected ';'").feedback()
+    assert "not correct (mismatch)" in Verdict("a", "mismatch", "max abs error 3").feedback()
+    long = Verdict("a", "compile", compile_log="x" * 10000).feedback(limit=1000)
+    assert len(long) < 1100
+
+
+# -- search loop (fake evaluator: no torch) --------------------------------------------------
+
+class FakeEvaluator:
+    """Correct iff the source contains 'GOOD'; time from a `# ms=` comment."""
+
+    def __init__(self):
+        self.seen: list[list[str]] = []
+
+    def evaluate_many(self, problem, items):
+        self.seen.append([cid for cid, _ in items])
+        out = []
+        for cid, src in items:
+            if "GOOD" in src:
+                ms = float(src.split("ms=")[1].split()[0]) if "ms=" in src else None
+                v = Verdict(cid, "correct", "ok", new_ms=ms, ref_ms=1.0 if ms else None,
+                            speedup=(1.0 / ms) if ms else None)
+            else:
+                v = Verdict(cid, "mismatch", "max abs error 9.5 at index [0, 3]")
+            out.append(v)
+        return out
+
+
+def block(body: str) -> str:
+    return f"Here you go:\n```python\nclass ModelNew:\n    pass\n{body}\n```\n"
+
+
+def test_search_feeds_back_errors_and_picks_fastest_correct():
+    from assay.agent.models import ScriptedModel
+
+    prob = load_problem(PROBS / "level1" / "1_ReLU.py")
+    model = ScriptedModel([block("# bad"), "no code here", block("# GOOD ms=0.8"),  # round 0 (n=3)
+                           block("# GOOD ms=0.5"), block("# still bad"), block("# GOOD ms=0.9")])
+    ev = FakeEvaluator()
+    res = search(prob, model, ev, SearchConfig(samples=3, rounds=2))
+    assert ev.seen[0] == ["r0-t0", "r0-t2"]  # the reply without code is never evaluated
+    assert res.best.cid == "r1-t0" and res.best.verdict.new_ms == 0.5
+    # round-1 prompts carry each trajectory's own feedback
+    fb = [m[-1]["content"] for m in model.calls[1:]]
+    assert "max abs error 9.5" in fb[0]
+    assert "no ```python block" in fb[1]
+    assert "Correct." in fb[2] and "faster" in fb[2]
+    assert model.calls[0][1]["content"].count("class Model(nn.Module)") == 1
+    assert [a.cid for a in res.attempts] == ["r0-t0", "r0-t1", "r0-t2", "r1-t0", "r1-t1", "r1-t2"]
+
+
+def test_search_stops_on_budget_and_pick_best_without_timing():
+    from assay.agent.models import ScriptedModel
+    from assay.types import Budget
+
+    prob = load_problem(PROBS / "level1" / "1_ReLU.py")
+    budget = Budget(calls=1)
+    model = ScriptedModel([block("# GOOD"), block("# GOOD")], budget=budget)
+    res = search(prob, model, FakeEvaluator(), SearchConfig(samples=2, rounds=3), budget)
+    assert res.stopped and "call" in res.stopped
+    assert res.best.cid == "r0-t0"  # untimed (CPU): the first correct one
+    assert pick_best([]) is None
+    a = Attempt("x", 0, 0, "", None, Verdict("x", "mismatch"))
+    assert pick_best([a]) is None
+
+
+def test_extract_code_takes_last_modelnew_block():
+    text = "```python\nprint(1)\n```\n```python\nclass ModelNew: pass\n```\n```python\nclass ModelNew: x = 2\n```"
+    assert extract_code(text) == "class ModelNew: x = 2\n"
+    assert extract_code("nothing") is None
+    assert extract_code("class ModelNew:\n    pass") == "class ModelNew:\n    pass\n"
