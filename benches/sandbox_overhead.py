@@ -43,6 +43,25 @@ def ms(xs: list[float]) -> dict:
             "p90_ms": round(xs[(len(xs) * 9) // 10] * 1000, 2)}
 
 
+class _BwrapOnly:
+    """The local backend's bwrap command line run bare: no uid slot, chown, cgroups, rlimits
+    or pid handshake; shows what bubblewrap itself costs."""
+
+    def __init__(self, box):
+        self.box = box
+
+    def python(self) -> str:
+        return self.box.python()
+
+    def run(self, cmd, workspace, limits):
+        from assay.sandbox.local import UID_BASE
+        from assay.sandbox.process import run_process
+
+        uid = UID_BASE + 511 if os.geteuid() == 0 else None
+        return run_process(self.box._argv(cmd, workspace, limits, uid), cwd="/", env={"PATH": "/usr/bin:/bin"},
+                           wall_s=limits.wall_s, output_bytes=limits.output_bytes)
+
+
 COMMANDS = {
     "python -c pass": ["-c", "pass"],
     "python -S -c pass": ["-S", "-c", "pass"],
@@ -66,6 +85,7 @@ def main() -> None:
         from assay.sandbox.local import LocalSandbox
 
         arms["local-no-cgroups"] = LocalSandbox(cgroups=False)
+        arms["bwrap-argv-only"] = _BwrapOnly(box)
     python = box.python()  # the same interpreter in every arm
     limits = Limits(wall_s=30)
     load_before = os.getloadavg()

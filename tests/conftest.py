@@ -17,6 +17,11 @@ def sandbox(request):
             import assay.sandbox.docker  # noqa: F401
         except ImportError:
             pytest.skip("docker backend: assay.sandbox.docker is not available")
+        from assay.sandbox.docker import engine_available
+        from assay.sandbox.image import ensure_image
+
+        if engine_available():
+            ensure_image(DOCKER_IMAGE)  # a fresh machine builds it offline once (about a minute)
     try:
         box = make_sandbox(request.param, image=DOCKER_IMAGE if request.param == "docker" else None)
     except SandboxUnavailable as e:

@@ -318,3 +318,17 @@ def test_cleanup_on_errors(box, tmp_path, monkeypatch):
         assert list(parent.glob(f"assay-{os.getpid()}-*")) == []
     assert tmp_path.stat().st_uid == os.getuid()
     assert local._slots._held == set()  # the uid slot was released
+
+
+def test_stale_run_cgroups_of_dead_processes_are_removed(box):
+    from assay.sandbox.local import CgroupLayout
+
+    if not box.cgroups.parents:
+        pytest.skip("no writable cgroups here")
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = [parent / f"assay-{dead.pid}-7" for parent in box.cgroups.parents]
+    for d in stale:
+        d.mkdir()
+    CgroupLayout.detect()
+    assert [d for d in stale if d.exists()] == []

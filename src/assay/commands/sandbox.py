@@ -78,6 +78,50 @@ def run_command(
     raise typer.Exit(code=128 - code if code < 0 else code)  # Popen's -SIG as a shell would say it
 
 
+@sandbox_app.command("build")
+def build_command(
+    name: str = typer.Option("assay-sandbox:py311", "--name", help="Image name:tag to build."),
+    from_image: Optional[str] = typer.Option(
+        None, "--from", help="Base image already on the engine (never pulled); default: debootstrap offline."),
+    rebuild: bool = typer.Option(False, "--rebuild", help="Build even if the image exists."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the final line."),
+) -> None:
+    """Build the Docker sandbox image (Debian bookworm, python3, git, non-root user `sandbox`)."""
+    import time
+
+    from rich.console import Console
+
+    from assay.sandbox.docker import connect
+    from assay.sandbox.image import build_image
+
+    console = Console(stderr=True, highlight=False, quiet=quiet)
+    client = connect()
+    start = time.monotonic()
+    with console.status(f"building {name}", spinner="dots") as status:
+        def progress(msg: str) -> None:
+            status.update(f"[{time.monotonic() - start:5.0f} s] {msg[:100]}")
+            if not console.is_terminal:
+                console.print(f"[{time.monotonic() - start:5.0f} s] {msg}")
+
+        info = build_image(client, name, from_image=from_image, rebuild=rebuild, progress=progress)
+    verb = "built" if info["built"] else "exists"
+    Console(highlight=False).print(f"{name} {verb} ({info['id']}, {info['size_mb']:.0f} MB) "
+                                   f"in {info['seconds']:.1f} s")
+
+
+@sandbox_app.command("gc")
+def gc_command(
+    run_id: Optional[str] = typer.Option(None, "--run", help="Only containers of this run id."),
+) -> None:
+    """Remove Docker sandbox containers left behind (label assay=sandbox) and say how many."""
+    from rich.console import Console
+
+    from assay.sandbox.docker import gc
+
+    n = gc(run_id=run_id)
+    Console(highlight=False).print(f"removed {n} sandbox container{'s' if n != 1 else ''}")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(sandbox_app, name="sandbox")
 

@@ -43,21 +43,22 @@ _CHUNK = 65536
 
 # Runs inside the container as uid 1000, as one exec per run. stdin carries a tar holding the
 # workspace (`<n>/...`) and the command's stdin (`<n>.stdin`), so no put_archive is needed. It
-# clears the previous candidate's files and /tmp, unpacks, marks the time (waiting one clock
-# tick so that every later write is strictly newer), sets rlimits (dash/busybox count -f in
-# 512-byte blocks), runs the command with a cleared environment, kills everything uid 1000 still
+# clears the previous candidate's files and /tmp, unpacks, marks the time (spinning, without
+# forking, until the clock ticks, so every later write is strictly newer), sets rlimits
+# (dash/busybox count -f in 512-byte blocks), unsets the image's environment (the exec passes
+# only the variables the command may see), runs the command, kills everything uid 1000 still
 # runs, and ends stderr with "<tag>1" if the workspace changed (the caller then copies it back)
 # or "<tag>0". A command that forges the tag only affects its own copy-back.
 _WRAPPER = (
-    'n="$1"; cpu="$2"; fsz="$3"; tag="$4"; shift 4; cd /workspace || exit 125; '
+    'n="$1"; cpu="$2"; fsz="$3"; tag="$4"; drop="$5"; shift 5; cd /workspace || exit 125; '
     'rm -rf -- ./* ./.[!.]* ./..?* /tmp/* /tmp/.[!.]* /tmp/..?* 2>/dev/null; '
     'tar -x -f - || exit 125; '
-    'touch /tmp/.assay-a /tmp/.assay-b; '
-    'until /usr/bin/test /tmp/.assay-b -nt /tmp/.assay-a; do touch /tmp/.assay-b; done; '
+    ': >/tmp/.assay-a; : >/tmp/.assay-b; '
+    'until [ /tmp/.assay-b -nt /tmp/.assay-a ]; do : >/tmp/.assay-b; done; '
     'cd "$n" || exit 125; '
-    '(ulimit -c 0; ulimit -t "$cpu"; ulimit -f "$fsz"; exec "$@" <"../$n.stdin"); rc=$?; '
+    '(ulimit -c 0; ulimit -t "$cpu"; ulimit -f "$fsz"; unset $drop; exec "$@" <"../$n.stdin"); rc=$?; '
     'kill -9 -1 2>/dev/null; cd /workspace; '
-    'if [ -e /tmp/.assay-a ] && [ -z "$(find "$n" -cnewer /tmp/.assay-a | head -n 1)" ]; '
+    'if [ -e /tmp/.assay-a ] && [ -z "$(find "$n" -cnewer /tmp/.assay-a -print -quit)" ]; '
     'then ch=0; else ch=1; fi; printf "%s%s" "$tag" "$ch" >&2; exit $rc'
 )
 
@@ -142,13 +143,16 @@ class DockerSandbox:
         import docker
 
         try:
-            self.client.images.get(image)
+            img = self.client.images.get(image)
         except docker.errors.ImageNotFound:
             raise SandboxUnavailable(f"the Docker image {image!r} does not exist; build it with "
                                      f"`assay sandbox build --name {image}`.") from None
+        # Variables every exec inherits from the image and the engine; the wrapper unsets them.
+        self._image_env = {e.split("=", 1)[0] for e in img.attrs["Config"].get("Env") or []}
+        self._image_env |= {"HOSTNAME", "OLDPWD"}
         self._lock = threading.Lock()
-        self._pools: dict[tuple[int, int], queue.Queue] = {}
-        self._counts: dict[tuple[int, int], int] = {}
+        self._pools: dict[tuple[int, int, int], queue.Queue] = {}
+        self._counts: dict[tuple[int, int, int], int] = {}
         self._all: dict[str, _Container] = {}
         self._reapers: list[threading.Thread] = []
         self._seq = itertools.count()
@@ -159,9 +163,9 @@ class DockerSandbox:
 
     # -- pool ---------------------------------------------------------------------------
 
-    def _start(self, key: tuple[int, int]) -> _Container:
-        memory_mb, pids = key
-        tmpfs = f"rw,nosuid,nodev,size={self.tmpfs_mb}m"
+    def _start(self, key: tuple[int, int, int]) -> _Container:
+        memory_mb, pids, fsize_mb = key
+        tmpfs = "rw,nosuid,nodev,size={}m"
         c = self.client.containers.run(
             self.image,
             command=["/bin/sleep", "infinity"],
@@ -170,13 +174,15 @@ class DockerSandbox:
             user=IDLE_USER,
             network_mode="none",
             read_only=True,
-            tmpfs={"/tmp": f"{tmpfs},mode=1777",
-                   WORKDIR: f"{tmpfs},mode=755,uid={SANDBOX_UID},gid={SANDBOX_UID}"},
+            # /tmp and /dev/shm hold at most one file's worth (like the local backend).
+            tmpfs={"/tmp": tmpfs.format(fsize_mb) + ",mode=1777",
+                   WORKDIR: tmpfs.format(self.tmpfs_mb) + f",mode=755,uid={SANDBOX_UID},gid={SANDBOX_UID}"},
+            shm_size=f"{fsize_mb}m",
             working_dir=WORKDIR,
             # tmpfs pages count towards the memory cgroup; + headroom for the wrapper shell.
             mem_limit=f"{memory_mb + 64}m",
             memswap_limit=f"{memory_mb + 64}m",
-            pids_limit=pids + 8,  # + init, sleep, the wrapper and its helpers
+            pids_limit=pids + 3,  # + init, the idle sleep and the wrapper shell
             nano_cpus=int(self.cpus * 1e9),
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],
@@ -195,7 +201,7 @@ class DockerSandbox:
         return box
 
     def _checkout(self, limits: Limits) -> _Container:
-        key = (limits.memory_mb, limits.pids)
+        key = (limits.memory_mb, limits.pids, limits.fsize_mb)
         with self._lock:
             if self._closed:
                 raise RuntimeError("DockerSandbox is closed")
@@ -289,11 +295,12 @@ class DockerSandbox:
         cpu = int(limits.cpu_s if limits.cpu_s is not None else limits.wall_s + 1) + 1
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": f"{WORKDIR}/{n}", "LANG": "C.UTF-8"}
         env.update(limits.env)
+        drop = " ".join(sorted(self._image_env - set(env)))
         tag = "\n#assay-" + uuid.uuid4().hex + ":"
-        argv = ["/bin/sh", "-c", _WRAPPER, "sh", n, str(cpu), str(limits.fsize_mb * 2048), tag,
-                "/usr/bin/env", "-i", *[f"{k}={v}" for k, v in env.items()], *cmd]
+        argv = ["/bin/sh", "-c", _WRAPPER, "sh", n, str(cpu), str(limits.fsize_mb * 2048), tag, drop,
+                *cmd]
         ex = self.api.exec_create(box.c.id, argv, stdout=True, stderr=True, stdin=True,
-                                  user=f"{SANDBOX_UID}:{SANDBOX_UID}", workdir="/")
+                                  user=f"{SANDBOX_UID}:{SANDBOX_UID}", workdir="/", environment=env)
         sock = self.api.exec_start(ex["Id"], socket=True)
         raw = getattr(sock, "_sock", sock)
         cap = limits.output_bytes
@@ -353,8 +360,12 @@ class DockerSandbox:
         """SIGKILL every uid-1000 process in the container (not init or the idle sleep)."""
         import docker
 
+        # Detached: the caller keeps draining the command's stream meanwhile, so the engine
+        # never blocks on a flood we stopped reading.
         try:
-            box.c.exec_run(["/bin/sh", "-c", "kill -9 -1"], user=f"{SANDBOX_UID}:{SANDBOX_UID}")
+            ex = self.api.exec_create(box.c.id, ["/bin/sh", "-c", "kill -9 -1"],
+                                      user=f"{SANDBOX_UID}:{SANDBOX_UID}")
+            self.api.exec_start(ex["Id"], detach=True)
         except docker.errors.APIError:
             pass  # a stopped container is replaced at check-in
 

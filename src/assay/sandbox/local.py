@@ -121,14 +121,26 @@ class CgroupLayout:
             # (the no-internal-processes rule), so only use what is already delegated.
             if not _writable_dir(parent):
                 return CgroupLayout()
-            return CgroupLayout(memory=parent if "memory" in enabled else None,
-                                pids=parent if "pids" in enabled else None, v2=True)
+            layout = CgroupLayout(memory=parent if "memory" in enabled else None,
+                                  pids=parent if "pids" in enabled else None, v2=True)
+            layout.remove_stale()
+            return layout
         found: dict[str, Path] = {}
         for ctrl in ("memory", "pids"):
             parent = root / ctrl / own.get(ctrl, "/").lstrip("/")
             if (parent / "cgroup.procs").exists() and _writable_dir(parent):
                 found[ctrl] = parent
-        return CgroupLayout(memory=found.get("memory"), pids=found.get("pids"))
+        layout = CgroupLayout(memory=found.get("memory"), pids=found.get("pids"))
+        layout.remove_stale()
+        return layout
+
+    def remove_stale(self) -> None:
+        """Remove run cgroups left by assay processes that died mid-run (assay-<pid>-<n>)."""
+        for parent in self.parents:
+            for d in parent.glob(f"{CGROUP_PREFIX}*-*"):
+                pid = d.name[len(CGROUP_PREFIX):].split("-")[0]
+                if pid.isdigit() and not _alive(int(pid)):
+                    _kill_and_rmdir(d)
 
 
 class _RunCgroups:
@@ -188,6 +200,16 @@ class _RunCgroups:
         for d in self.dirs:
             _kill_and_rmdir(d)
         self.dirs = []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _write(path: Path, value: str) -> None:

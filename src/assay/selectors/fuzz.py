@@ -20,7 +20,7 @@ from typing import Any
 from assay.selectors import fuzz_inputs as fi
 from assay.selectors._common import abstain, loadable, ranked_selection, weight
 from assay.selectors.base import SelectContext
-from assay.selectors.cluster import behaviour
+from assay.selectors.cluster import all_failed, behaviour
 from assay.selectors.judge import compare, ranked_groups, total_cost, untrusted_passes
 from assay.types import BudgetExceeded, Candidate, Cost, Evidence, Selection, Task
 
@@ -44,6 +44,7 @@ class FuzzOptions:
     generator_inputs: int = 12  # per generator
     shrink_rounds: int = 12
     shrink_pairs: int = 2  # the winner against this many runners-up
+    screen: int = 8  # inputs first run on every program, to spot hangers
     judge_k: int = 2
 
 
@@ -65,14 +66,16 @@ class Fuzz:
             return _by_groups(pool, groups, ctx, "fuzz: not a function task with a runner; "
                               "kept the behaviour-cluster order")
         seed = ctx.rng.getrandbits(32)
-        programs, twin = _programs(pool, groups[: opts.clusters], opts.max_programs)
+        # groups that only raise or time out on the shared inputs lose to any that returns
+        # something whatever fuzz finds, and hangers are expensive to run: leave them out
+        working = [g for g in groups if not _all_failed(evidence, g[0])] or groups
+        programs, twin = _programs(pool, working[: opts.clusters], opts.max_programs)
         try:
             inputs, origin = _inputs(task, pool, evidence, ctx, opts, seed)
             inputs = _drop_timeouts(task, ctx, programs[0], inputs)
-            outs = ctx.runner.outputs(task, programs, inputs) if inputs else {}
+            outs = _run(task, ctx, programs, inputs, opts.screen)
         except BudgetExceeded as e:
             return _by_groups(pool, groups, ctx, f"fuzz: stopped ({e}); kept the behaviour-cluster order")
-        outs = {c.id: list(outs.get(c.id) or ["!missing"] * len(inputs)) for c in programs}
         return _settle(task, pool, evidence, ctx, opts, groups, programs, twin, inputs, origin, outs)
 
 
@@ -140,6 +143,30 @@ def _generator_inputs(task: Task, ctx: SelectContext, n: int, seed: int) -> list
     return found
 
 
+def _run(task: Task, ctx: SelectContext, programs: list[Candidate], inputs: list[str],
+         screen: int) -> dict[str, list[str]]:
+    """Every program's outputs on `inputs`. A program that times out on two of the first
+    `screen` inputs is not run on the rest (they read "!skipped"): a hanger would cost a
+    timeout per input."""
+    if not inputs:
+        return {c.id: [] for c in programs}
+    head = ctx.runner.outputs(task, programs, inputs[:screen])
+    hang = {c.id for c in programs if sum(o == "!timeout" for o in head.get(c.id, [])) >= 2}
+    rest = [c for c in programs if c.id not in hang]
+    tail = ctx.runner.outputs(task, rest, inputs) if rest and len(inputs) > screen else {}
+    out = {}
+    for c in programs:
+        if c.id in hang:
+            out[c.id] = list(head[c.id]) + ["!skipped"] * (len(inputs) - len(head[c.id]))
+        else:
+            out[c.id] = list(tail.get(c.id) or head.get(c.id) or ["!missing"] * len(inputs))
+    return out
+
+
+def _all_failed(evidence: Evidence, cid: str) -> bool:
+    return cid in evidence.load_errors or all_failed(behaviour(evidence, cid))
+
+
 def _drop_timeouts(task: Task, ctx: SelectContext, probe: Candidate, inputs: list[str]) -> list[str]:
     """Inputs the first program finishes on: an input that times out would cost a timeout on
     every program (too big for the task, usually) and tells nothing."""
@@ -171,16 +198,24 @@ def _settle(task, pool, evidence, ctx, opts, groups, programs, twin, inputs, ori
     disagree = [i for i in range(len(inputs)) if len({k[1][i] for k in keys}) > 1]
     agree = _agreement(keys, mass, disagree)
     failing = {k: bool(k[0] + k[1]) and all(o.startswith("!") for o in k[0] + k[1]) for k in keys}
-    order = sorted(keys, key=lambda k: (failing[k], -tests[k], -agree[k], -mass[k]))
+    def strength(k: tuple) -> tuple:
+        return (failing[k], -tests[k], -agree[k], -mass[k])
+
+    order = sorted(keys, key=strength)
     rep = {k: refined[k][0] for k in keys}
 
     # shrink a disagreeing input between the leader and its closest rivals
     shrunk: dict[tuple, tuple[str, str, str]] = {}
     try:
-        for rival in [k for k in order[1:] if any(k[1][i] != order[0][1][i] for i in disagree)][: opts.shrink_pairs]:
-            shrunk[rival] = _shrink(task, ctx, by_id[rep[order[0]]], by_id[rep[rival]],
-                                    [inputs[i] for i in disagree if order[0][1][i] != rival[1][i]],
-                                    opts.shrink_rounds)
+        lead = order[0]
+        for rival in order[1:]:
+            if len(shrunk) >= opts.shrink_pairs:
+                break
+            starts = [inputs[i] for i in disagree if lead[1][i] != rival[1][i]
+                      and not {lead[1][i], rival[1][i]} & {"!timeout", "!skipped"}]
+            if starts:
+                shrunk[rival] = _shrink(task, ctx, by_id[rep[lead]], by_id[rep[rival]], starts,
+                                        opts.shrink_rounds)
     except BudgetExceeded:
         pass  # settle with what we have
 
@@ -189,11 +224,14 @@ def _settle(task, pool, evidence, ctx, opts, groups, programs, twin, inputs, ori
     if len(order) > 1 and settled_by in ("weight", "tie") and ctx.model is not None:
         order, settled_by = _judge(task, ctx, evidence, opts, order, rep, by_id, shrunk, costs)
 
-    score = {}
+    score: dict[str, float] = {}
+    level = float(len(order))
     for rank, k in enumerate(order):
-        tied_first = rank == 1 and settled_by == "tie"
+        judged = rank == 1 and settled_by == "judge"
+        if rank and (judged or strength(k) != strength(order[rank - 1])):
+            level = float(len(order) - rank)  # equally strong behaviours share a score
         for cid in members[k]:
-            score[cid] = float(len(order) - (0 if tied_first else rank))
+            score[cid] = level
     rest = [cid for g in groups for cid in g if cid not in score]
     for i, cid in enumerate(rest):
         score[cid] = -1.0 - i / (len(rest) + 1)
@@ -255,7 +293,8 @@ def _shrink(task: Task, ctx: SelectContext, x: Candidate, y: Candidate, starts: 
         if not steps:
             break
         got = ctx.runner.outputs(task, [x, y], steps)
-        hit = next((i for i in range(len(steps)) if got[x.id][i] != got[y.id][i]), None)
+        hit = next((i for i in range(len(steps)) if got[x.id][i] != got[y.id][i]
+                    and "!timeout" not in (got[x.id][i], got[y.id][i])), None)
         if hit is None:
             break
         current = steps[hit]

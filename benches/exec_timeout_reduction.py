@@ -1,0 +1,95 @@
+"""Does the Runner's reduced timeout for hanging candidates change any result?
+
+After a candidate's first timeout the Runner gives its remaining items `reduced_timeout_s`
+instead of the full timeout (see sandbox/runner.py). This runs the first N tasks of a
+candidate pool both ways (reduced, and every item with the full timeout) and counts the
+(candidate, test) outcomes and signature entries that differ, and the CPU each way costs.
+
+    python benches/exec_timeout_reduction.py --pool /work/devdata/cg16_pool.jsonl --tasks 20
+
+Writes benches/results/exec_timeout_reduction.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import datetime as dt
+import json
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benches"))
+
+from exec_throughput import header, machine, write  # noqa: E402
+
+from assay.sandbox.base import make_sandbox  # noqa: E402
+from assay.sandbox.runner import Runner  # noqa: E402
+from assay.types import Candidate, Task, TestCase  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pool", type=Path, required=True)
+    ap.add_argument("--tasks", type=int, default=20)
+    ap.add_argument("--timeout", type=float, default=1.0)
+    ap.add_argument("--reduced", type=float, default=None, help="reduced timeout (default: the Runner's)")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--sandbox", default="local")
+    a = ap.parse_args()
+    pool = [json.loads(x) for x in a.pool.read_text().splitlines() if x.strip()][: a.tasks]
+    jobs = []
+    for t in pool:
+        task = Task(id=t["task_id"], statement=t["prompt"], entry_point=t["entry_point"])
+        cands = [Candidate(id=f"{t['task_id']}#{i}", task_id=t["task_id"], content=c)
+                 for i, c in enumerate(t["candidates"])]
+        tests = [TestCase(id=f"g{i}", source=s) for i, s in enumerate(t["generated_tests"])]
+        tests.append(TestCase(id="hidden", source=t["hidden_test"] + "\ncheck(candidate)\n"))
+        jobs.append((task, cands, tests, None))
+    sandbox = make_sandbox(a.sandbox)
+    result = {
+        "command": "python " + " ".join(shlex.quote(x) for x in [os.path.relpath(__file__, ROOT)] + sys.argv[1:]),
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "seed": None, "sandbox": a.sandbox, "workers": a.workers, "timeout_s": a.timeout,
+        "machine": machine(), "pool": str(a.pool), "tasks": len(jobs), "runs": {},
+    }
+    evs = {}
+    for name, kw in (("reduced", {} if a.reduced is None else {"reduced_timeout_s": a.reduced}),
+                     ("full", {"k_reduce": 10**9})):
+        r = Runner(sandbox, test_timeout_s=a.timeout, workers=a.workers, **kw)
+        t0 = time.monotonic()
+        evs[name] = r.evaluate_many(jobs)
+        result["runs"][name] = {"wall_s": round(time.monotonic() - t0, 1),
+                                "child_cpu_s": round(sum(s["cpu"] for s in r.stats), 1),
+                                "reduced_timeout_s": r.reduced_timeout_s if name == "reduced" else None}
+        print(name, result["runs"][name], flush=True)
+    diff: collections.Counter = collections.Counter()
+    sig_diff = pairs = sig_entries = 0
+    for x, y in zip(evs["reduced"], evs["full"]):
+        for c in x.candidate_ids:
+            for t, o in x.outcomes[c].items():
+                pairs += 1
+                if o != y.outcomes[c][t]:
+                    diff[f"{o} (reduced) vs {y.outcomes[c][t]} (full)"] += 1
+            sig_entries += len(x.signatures[c])
+            sig_diff += sum(p != q for p, q in zip(x.signatures[c], y.signatures[c]))
+    result.update({"pairs": pairs, "outcome_differences": dict(diff), "signature_entries": sig_entries,
+                   "signature_differences": sig_diff, "loadavg_end": os.getloadavg()})
+    red, full = result["runs"]["reduced"], result["runs"]["full"]
+    md = header("Reduced timeout after a candidate's first timeout: same results, less CPU", result)
+    md += [f"Pool `{a.pool}`, first {len(jobs)} tasks: {pairs:,} (candidate, test) pairs (generated tests "
+           f"plus the hidden check) and {sig_entries:,} signature entries.", "",
+           "| way | wall s | children's CPU s |", "|---|---:|---:|",
+           f"| reduced timeout ({red['reduced_timeout_s']} s after the first timeout) | {red['wall_s']} | {red['child_cpu_s']} |",
+           f"| full timeout ({a.timeout} s) on every item | {full['wall_s']} | {full['child_cpu_s']} |", "",
+           f"Outcomes that differ: {sum(diff.values())} {dict(diff) or ''}; signature entries that differ: {sig_diff}.", ""]
+    write("exec_timeout_reduction", result, md)
+
+
+if __name__ == "__main__":
+    main()
