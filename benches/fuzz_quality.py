@@ -68,7 +68,12 @@ def main() -> None:
                 t0 = time.monotonic()
                 # selectors append judgements to the evidence: give each spec its own copy
                 fresh = [type(e)(e.task, e.candidates, e.evidence.model_copy(deep=True)) for e in ev_set]
-                sels = select_all(fresh, spec, seed=args.seed, runner=runner)
+                sels = []
+                for i, e in enumerate(fresh):  # select_all, one task at a time, with progress
+                    sels += select_all([e], spec, seed=args.seed, runner=runner)
+                    if spec.endswith("fuzz") and (i + 1) % 20 == 0:
+                        print(f"  {spec}: {i + 1}/{len(fresh)} tasks, {time.monotonic() - t0:.0f} s",
+                              file=sys.stderr, flush=True)
                 res = summarize(spec, fresh, sels, correct)
                 changed = None
                 if spec.endswith("|fuzz"):
@@ -118,7 +123,8 @@ def main() -> None:
     for r in rows:
         ch = r["vs_without_fuzz"]
         delta = f"{ch['better']} / {ch['worse']}" if ch else ""
-        md.append(f"| `{r['selector']}` | {'yes' if r['variant'].startswith('prompt') else 'no'} | "
+        name = r["selector"].replace("|", "\\|")  # a bare | would split the table cell
+        md.append(f"| `{name}` | {'yes' if r['variant'].startswith('prompt') else 'no'} | "
                   f"{r['selected_pass1']:.3f} | {delta} | "
                   f"{r['select_s']} | {r['sandbox_batches']} |")
     (out / f"fuzz_quality_{args.name}.md").write_text("\n".join(md) + "\n")

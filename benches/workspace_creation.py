@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from assay.sandbox.workspace import Workspace  # noqa: E402
+from assay.sandbox.workspace import Workspace, _default_tmp  # noqa: E402
 
 
 def cpu_model() -> str:
@@ -65,7 +65,8 @@ class Worktree:
 
     def __init__(self, repo: Path, n: int):
         self.repo = repo
-        self.path = Path(tempfile.gettempdir()) / f"assay-bench-wt-{os.getpid()}-{n}"
+        # in the same place as assay's workspaces (tmpfs where there is one), for a fair comparison
+        self.path = Path(_default_tmp() or tempfile.gettempdir()) / f"assay-bench-wt-{os.getpid()}-{n}"
         subprocess.run(["git", "worktree", "add", "-q", "--detach", str(self.path), "HEAD"],
                        cwd=repo, check=True, capture_output=True)
 
@@ -88,7 +89,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "benches" / "results"))
     args = ap.parse_args()
     load_before = os.getloadavg()[0]
-    base = Path(tempfile.mkdtemp(prefix="assay-bench-repo-"))
+    base = Path(tempfile.mkdtemp(prefix="assay-bench-repo-"))  # the checkout itself: on disk
     repo = base / "repo"
     repo.mkdir()
     size = make_repo(repo, args.files, args.seed)

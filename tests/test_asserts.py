@@ -84,3 +84,9 @@ def test_split_call_check():
     assert split_call_check("assert f(x) == 1", "f") is None
     assert split_call_check("x = 1\nassert f(1) == 1", "f") is None
     assert split_call_check("assert (lambda: f(1))() == 1", "f") is None
+
+
+def test_result_name_matches_the_harness():
+    from assay.sandbox import harness
+
+    assert harness.RESULT_VAR == RESULT_VAR

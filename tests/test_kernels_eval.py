@@ -120,3 +120,14 @@ def test_nvcc_compiles_the_cuda_candidate(tmp_path, relu):
     ev = KernelEvaluator(EvalConfig(device="cuda:0", cache_dir=str(tmp_path)))
     built = ev.build(relu, src("legit_cuda_relu"))
     assert built["ok"], built.get("log")
+
+
+def test_search_with_real_evaluation_refines_from_mismatch_feedback(ev, relu):
+    from assay.agent.models import ScriptedModel
+    from assay.kernels.search import SearchConfig, search
+
+    model = ScriptedModel([f"```python\n{src('wrong_triton_relu')}```", f"```python\n{src('legit_triton_relu')}```"])
+    res = search(relu, model, ev, SearchConfig(samples=1, rounds=2))
+    assert [a.verdict.status for a in res.attempts] == ["mismatch", "correct"]
+    assert res.best.cid == "r1-t0"
+    assert "max abs error" in model.calls[1][-1]["content"]

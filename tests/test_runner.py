@@ -271,3 +271,16 @@ def test_evaluate_many_batches_tasks_together_and_explicit_inputs(sandbox):
     assert ev_mul.outcomes == {"m1": {"m": "pass"}, "m2": {"m": "fail"}}
     assert ev_mul.inputs == ["2, 2", "0, 5"]
     assert ev_mul.signatures == {"m1": ["4", "0"], "m2": ["4", "5"]}
+
+
+def test_message_of_a_non_equality_check(sandbox):
+    tests = [TC(id="close", source="assert abs(add(1, 2) - 4) < 0.5")]
+    ev = Runner(sandbox, test_timeout_s=T).evaluate(TASK, [cand("ok", PROGS["ok"])], tests)
+    assert ev.outcomes["ok"] == {"close": "fail"}
+    assert ev.messages["ok"]["close"] == "add(1, 2) returned 3; failed: assert abs(add(1, 2) - 4) < 0.5"
+
+
+def test_candidate_deleting_exception_builtins_still_reports(sandbox):
+    src = "import builtins\ndel builtins.SyntaxError, builtins.AssertionError\nraise ValueError('boom')\n"
+    ev = Runner(sandbox, test_timeout_s=T).evaluate(TASK, [cand("x", src)], TESTS[:1])
+    assert ev.load_errors["x"] == "ValueError: boom"

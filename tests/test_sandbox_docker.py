@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -272,3 +271,23 @@ def test_cli_no_engine_exits_2(monkeypatch, tmp_path):
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 2, p.stderr
     assert p.stderr.strip().startswith("assay: no Docker engine answers") and "Traceback" not in p.stderr
+
+
+def test_build_is_cached_and_base_images_are_never_pulled(client):
+    from assay.errors import UserError
+    from assay.sandbox.image import build_image
+
+    msgs = []
+    info = build_image(client, IMAGE, progress=msgs.append)
+    assert info["built"] is False and info["seconds"] < 5 and "skipping build" in msgs[0]
+    cfg = client.images.get(IMAGE).attrs["Config"]
+    assert cfg["User"] == "1000:1000" and cfg["WorkingDir"] == "/workspace"
+    with pytest.raises(UserError, match="never pulls"):
+        build_image(client, "assay-test:never", from_image="assay-no-such-base:latest")
+
+
+def test_cli_gc_reports_count(client):
+    client.containers.create(IMAGE, ["sleep", "infinity"], labels={"assay": "sandbox", "assay.run": "pytest-cli"})
+    p = subprocess.run([sys.executable, "-m", "assay.cli", "sandbox", "gc", "--run", "pytest-cli"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and "removed 1 sandbox container" in p.stdout, p.stderr

@@ -338,9 +338,9 @@ print("ready", flush=True)
 time.sleep(60)
 """
     res = host.run(code, wall_s=1.5)
-    assert res.exit_code == 124 and res.timed_out and res.killed_reason == "timeout"
-    assert res.stdout == "ready\n"
-    assert 1.5 <= res.duration_s < 5
+    assert res.exit_code == 124 and res.timed_out and res.killed_reason == "timeout", res
+    assert res.stdout == "ready\n", res
+    assert 1.5 <= res.duration_s < 6, res  # the deadline, plus slack for a loaded machine
 
 
 def test_setsid_grandchildren_do_not_survive(host):

@@ -332,3 +332,14 @@ def test_stale_run_cgroups_of_dead_processes_are_removed(box):
         d.mkdir()
     CgroupLayout.detect()
     assert [d for d in stale if d.exists()] == []
+
+
+def test_broken_bwrap_fails_at_construction(tmp_path, monkeypatch):
+    from assay.sandbox.local import LocalSandbox
+
+    fake = tmp_path / "bwrap"
+    fake.write_text("#!/bin/sh\necho 'bwrap: Creating new namespace failed: Operation not permitted' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    with pytest.raises(SandboxUnavailable, match="Creating new namespace failed"):
+        LocalSandbox()

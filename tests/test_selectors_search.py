@@ -292,3 +292,16 @@ def test_tournament_stops_cleanly_when_the_budget_is_spent(runner):
     sel = Tournament().select(task, cands, ev, ctx)
     assert len(model.calls) == 2 and "stopped early" in sel.rationale
     assert sel.chosen is not None and len(sel.ranking) == len(cands)
+
+
+def test_fuzz_skips_hangers_and_still_finds_inputs(runner):
+    # no shared inputs at all, and the first candidate hangs on every input
+    task = _task("def smallest(nums: list[int]) -> int:", "smallest",
+                 "The smallest number in nums, or 0 when nums is empty.")
+    cands = _cands(task, {"hang": "    while True:\n        pass\n", "raises": "    return min(nums)\n",
+                          "ok": "    return min(nums) if nums else 0\n"})
+    ev = runner.evaluate(task, cands, [])
+    assert ev.inputs == []
+    sel = Fuzz(screen=4).select(task, cands, ev, _ctx(runner))
+    assert sel.chosen == "ok" and sel.ranking[-1] == "hang"
+    assert "smallest([]): winner 0 vs !ValueError" in sel.rationale

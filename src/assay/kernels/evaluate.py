@@ -174,7 +174,9 @@ class KernelEvaluator:
         else:
             res = run_process(cmd, cwd=str(ws), env=env, wall_s=timeout, output_bytes=1 << 20,
                               stdin=(nonce + "\n").encode(),
-                              preexec_fn=rlimit_preexec(timeout + 5, None, None, 2048))
+                              # no address-space cap on CUDA: the driver reserves far more than it uses
+                              preexec_fn=rlimit_preexec(timeout + 5, None if self.config.is_cuda
+                                                        else self.config.memory_mb, None, 2048))
         prefix = f"{MARK} {nonce} "
         found = None
         for line in res.stdout.splitlines():

@@ -42,6 +42,7 @@ size shape numel dim stride is_contiguous element_size nelement
 to cuda cpu float half bfloat16 double int long bool type type_as
 device dtype get_device is_cuda requires_grad_ detach
 cdiv next_power_of_2 Size
+no_grad inference_mode is_grad_enabled is_tensor is_floating_point finfo iinfo is_available
 """.split())
 
 # Tensor *method* names that compute: `x.sum()` is torch compute even with no `torch.` prefix.
@@ -264,8 +265,9 @@ class _Gate:
                 self.funcs[node.name] = node
                 if any(self.is_jit_decorator(d) for d in node.decorator_list):
                     self.jit.add(node.name)
-        for node in ast.walk(self.tree):  # self.ext = load_inline(...)
-            if isinstance(node, ast.Assign) and self.is_load_inline(node.value):
+        for node in ast.walk(self.tree):  # self.ext = load_inline(...), or = a module-level extension
+            if isinstance(node, ast.Assign) and (self.is_load_inline(node.value) or (
+                    isinstance(node.value, ast.Name) and node.value.id in self.ext_names)):
                 for t in node.targets:
                     if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self":
                         self.ext_names.add("self." + t.attr)
@@ -440,7 +442,8 @@ class _Gate:
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             for t in targets:
                 if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self":
-                    if not (isinstance(node, ast.Assign) and self.is_load_inline(node.value)):
+                    if not (isinstance(node, ast.Assign) and (self.is_load_inline(node.value) or (
+                            isinstance(node.value, ast.Name) and node.value.id in self.ext_names))):
                         self.add("output-cache", node, f"forward stores state in self.{t.attr}")
                 elif isinstance(t, ast.Subscript):
                     base = t.value

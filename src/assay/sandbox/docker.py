@@ -1,14 +1,15 @@
 """Docker backend: a warm pool of locked-down containers; one command per `exec`.
 
 Each container runs `sleep` as `nobody` under docker-init (which reaps orphans) with no
-network, a read-only root, tmpfs /tmp, an anonymous volume at /workspace, memory/pids/CPU
-caps, no capabilities and no-new-privileges. A run checks one container out of the pool,
-copies the caller's workspace in (`put_archive`, as /workspace/<n>), execs the command as
-the `sandbox` user (uid 1000) with a cleared environment, streams stdout/stderr with per-
-stream caps and a wall-clock deadline, then kills every uid-1000 process left (setsid
-grandchildren included) and copies the workspace back (`get_archive`) so the caller's
-directory reflects the command's writes. A container that timed out, ran out of memory,
-flooded output or stopped is replaced. Containers carry the labels `assay=sandbox` and
+network, a read-only root, tmpfs /tmp and /workspace, memory/pids/CPU caps, no capabilities
+and no-new-privileges. A run checks one container out of the pool and execs a small shell
+wrapper as the `sandbox` user (uid 1000) whose stdin carries the caller's workspace as a tar
+(one round trip instead of put_archive; the daemon cannot see into tmpfs mounts anyway). We
+stream stdout/stderr with per-stream caps and a wall-clock deadline; the wrapper kills every
+uid-1000 process left (setsid grandchildren included) and reports whether the workspace
+changed, and only then is it copied back (a `tar -c` exec) so the caller's directory reflects
+the command's writes. A container that timed out, ran out of memory, flooded output or stopped
+is replaced in the background. Containers carry the labels `assay=sandbox` and
 `assay.run=<run_id>`; close(), atexit, SIGTERM/SIGHUP and `assay sandbox gc` remove them.
 """
 
@@ -37,28 +38,32 @@ LABEL = "assay"
 LABEL_VALUE = "sandbox"
 RUN_LABEL = "assay.run"
 SANDBOX_UID = 1000
-IDLE_USER = "65534:65534"  # the keep-alive process; uid 1000's `kill -1` cannot touch it
+IDLE = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sleep", "infinity"]
 WORKDIR = "/workspace"
 _CHUNK = 65536
 
-# Runs inside the container as uid 1000, as one exec per run. stdin carries a tar holding the
-# workspace (`<n>/...`) and the command's stdin (`<n>.stdin`), so no put_archive is needed. It
-# clears the previous candidate's files and /tmp, unpacks, marks the time (spinning, without
-# forking, until the clock ticks, so every later write is strictly newer), sets rlimits
-# (dash/busybox count -f in 512-byte blocks), unsets the image's environment (the exec passes
-# only the variables the command may see), runs the command, kills everything uid 1000 still
-# runs, and ends stderr with "<tag>1" if the workspace changed (the caller then copies it back)
-# or "<tag>0". A command that forges the tag only affects its own copy-back.
+# The per-run wrapper. It runs as root but with only CAP_SETUID/SETGID/KILL, so the command
+# (uid 1000, no capabilities, no-new-privileges) can neither kill it nor forge what it prints
+# last. stdin carries a tar of the workspace (`<n>/...`) and the command's stdin (`<n>.stdin`),
+# so no put_archive is needed. As uid 1000 it clears the previous candidate's files and /tmp
+# and unpacks; it marks the time in root-owned stamps (spinning, without forking, until the
+# clock ticks, so every later write is strictly newer); it sets rlimits (dash/busybox count -f
+# in 512-byte blocks), unsets the image's environment (the exec passes only the variables the
+# command may see) and runs the command as uid 1000; then it kills every uid-1000 process left
+# (setsid grandchildren included) and ends stderr with "<tag><changed>" (1 if the workspace
+# changed and must be copied back).
+_AS_USER = "setpriv --reuid=1000 --regid=1000 --clear-groups --inh-caps=-all"
 _WRAPPER = (
-    'n="$1"; cpu="$2"; fsz="$3"; tag="$4"; drop="$5"; shift 5; cd /workspace || exit 125; '
-    'rm -rf -- ./* ./.[!.]* ./..?* /tmp/* /tmp/.[!.]* /tmp/..?* 2>/dev/null; '
-    'tar -x -f - || exit 125; '
+    'n="$1"; cpu="$2"; fsz="$3"; tag="$4"; drop="$5"; shift 5; u="' + _AS_USER + '"; '
+    'cd /workspace || exit 125; '
+    '$u rm -rf -- ./* ./.[!.]* ./..?* /tmp/* /tmp/.[!.]* /tmp/..?* 2>/dev/null; '
+    '$u tar -x -f - || exit 125; '
     ': >/tmp/.assay-a; : >/tmp/.assay-b; '
     'until [ /tmp/.assay-b -nt /tmp/.assay-a ]; do : >/tmp/.assay-b; done; '
-    'cd "$n" || exit 125; '
-    '(ulimit -c 0; ulimit -t "$cpu"; ulimit -f "$fsz"; unset $drop; exec "$@" <"../$n.stdin"); rc=$?; '
-    'kill -9 -1 2>/dev/null; cd /workspace; '
-    'if [ -e /tmp/.assay-a ] && [ -z "$(find "$n" -cnewer /tmp/.assay-a -print -quit)" ]; '
+    '(ulimit -c 0; ulimit -t "$cpu"; ulimit -f "$fsz"; unset $drop; '
+    'exec $u env --chdir="/workspace/$n" "$@" <"$n.stdin"); rc=$?; '
+    '$u sh -c "kill -9 -1" 2>/dev/null; '
+    'if [ -z "$($u find "$n" -cnewer /tmp/.assay-a -print -quit 2>&1)" ]; '
     'then ch=0; else ch=1; fi; printf "%s%s" "$tag" "$ch" >&2; exit $rc'
 )
 
@@ -157,7 +162,7 @@ class DockerSandbox:
         self._reapers: list[threading.Thread] = []
         self._seq = itertools.count()
         self._closed = False
-        self.started = 0  # containers started, replacements included
+        self.started: list[str] = []  # ids of the containers started, replacements included
         _live.add(self)
         _install_exit_hooks()
 
@@ -168,10 +173,10 @@ class DockerSandbox:
         tmpfs = "rw,nosuid,nodev,size={}m"
         c = self.client.containers.run(
             self.image,
-            command=["/bin/sleep", "infinity"],
+            command=IDLE,  # as nobody: uid 1000's `kill -1` cannot stop the container
             detach=True,
             init=True,  # docker-init reaps orphans, so killed grandchildren never pile up
-            user=IDLE_USER,
+            user="0:0",  # only docker-init and the per-run wrapper stay root, with 3 capabilities
             network_mode="none",
             read_only=True,
             # /tmp and /dev/shm hold at most one file's worth (like the local backend).
@@ -185,6 +190,7 @@ class DockerSandbox:
             pids_limit=pids + 3,  # + init, the idle sleep and the wrapper shell
             nano_cpus=int(self.cpus * 1e9),
             cap_drop=["ALL"],
+            cap_add=["SETUID", "SETGID", "KILL"],  # for the wrapper; the command gets none
             security_opt=["no-new-privileges"],
             ipc_mode="private",
             labels={LABEL: LABEL_VALUE, RUN_LABEL: self.run_id},
@@ -193,7 +199,7 @@ class DockerSandbox:
         box = _Container(c, key)
         with self._lock:
             self._all[c.id] = box
-            self.started += 1
+            self.started.append(c.id)
             closed = self._closed
         if closed:  # close() ran while we were starting it
             self._remove(box)
@@ -202,25 +208,29 @@ class DockerSandbox:
 
     def _checkout(self, limits: Limits) -> _Container:
         key = (limits.memory_mb, limits.pids, limits.fsize_mb)
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("DockerSandbox is closed")
-            pool = self._pools.setdefault(key, queue.Queue())
-            try:
-                return pool.get_nowait()
-            except queue.Empty:
-                pass
-            grow = self._counts.get(key, 0) < self.pool_size
+        while True:
+            with self._lock:
+                if self._closed:
+                    raise RuntimeError("DockerSandbox is closed")
+                pool = self._pools.setdefault(key, queue.Queue())
+                try:
+                    return pool.get_nowait()
+                except queue.Empty:
+                    pass
+                grow = self._counts.get(key, 0) < self.pool_size
+                if grow:
+                    self._counts[key] = self._counts.get(key, 0) + 1
             if grow:
-                self._counts[key] = self._counts.get(key, 0) + 1
-        if grow:
-            try:
-                return self._start(key)
-            except Exception:
-                with self._lock:
-                    self._counts[key] -= 1
-                raise
-        return pool.get()
+                try:
+                    return self._start(key)
+                except Exception:
+                    with self._lock:
+                        self._counts[key] -= 1
+                    raise
+            try:  # wait for a container to come back (or for a failed replacement to free a slot)
+                return pool.get(timeout=1.0)
+            except queue.Empty:
+                continue
 
     def _checkin(self, box: _Container, healthy: bool) -> None:
         if healthy:
@@ -264,7 +274,6 @@ class DockerSandbox:
     def run(self, cmd: list[str], workspace: Path, limits: Limits, stdin: bytes | None = None) -> ExecResult:
         import docker
 
-        start = time.monotonic()
         workspace = Path(workspace)
         payload = None
         for attempt in (0, 1):
@@ -275,7 +284,7 @@ class DockerSandbox:
             healthy = False
             try:
                 try:
-                    res, changed = self._exec(box, n, payload, cmd, limits, start)
+                    res, changed = self._exec(box, n, payload, cmd, limits)
                 except docker.errors.APIError:
                     if attempt == 0 and not self._running(box):
                         continue  # the container died under an earlier run; use a fresh one
@@ -284,14 +293,14 @@ class DockerSandbox:
                     res = res.model_copy(update={"killed_reason": "memory"})
                 healthy = res.killed_reason is None and (res.exit_code != 137 or self._running(box))
                 if changed:
-                    _unpack(self._copy_out(box, n), workspace)
-                return res.model_copy(update={"duration_s": time.monotonic() - start})
+                    res = self._copy_back(box, n, workspace, res)
+                return res
             finally:
                 self._checkin(box, healthy)
         raise AssertionError("unreachable")
 
-    def _exec(self, box: _Container, n: str, payload: bytes, cmd: list[str], limits: Limits,
-              start: float) -> tuple[ExecResult, bool]:
+    def _exec(self, box: _Container, n: str, payload: bytes, cmd: list[str],
+              limits: Limits) -> tuple[ExecResult, bool]:
         cpu = int(limits.cpu_s if limits.cpu_s is not None else limits.wall_s + 1) + 1
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": f"{WORKDIR}/{n}", "LANG": "C.UTF-8"}
         env.update(limits.env)
@@ -299,8 +308,9 @@ class DockerSandbox:
         tag = "\n#assay-" + uuid.uuid4().hex + ":"
         argv = ["/bin/sh", "-c", _WRAPPER, "sh", n, str(cpu), str(limits.fsize_mb * 2048), tag, drop,
                 *cmd]
+        start = time.monotonic()  # the wall clock starts here, not while waiting for a container
         ex = self.api.exec_create(box.c.id, argv, stdout=True, stderr=True, stdin=True,
-                                  user=f"{SANDBOX_UID}:{SANDBOX_UID}", workdir="/", environment=env)
+                                  user="0:0", workdir="/", environment=env)
         sock = self.api.exec_start(ex["Id"], socket=True)
         raw = getattr(sock, "_sock", sock)
         cap = limits.output_bytes
@@ -339,6 +349,22 @@ class DockerSandbox:
             killed_reason=reason,
         )
         return res, changed
+
+    def _copy_back(self, box: _Container, n: str, workspace: Path, res: ExecResult) -> ExecResult:
+        """Mirror the container's workspace into `workspace`; if that is impossible (the
+        container died), leave it as it was and say so at the end of stderr."""
+        import docker
+
+        try:
+            data = self._copy_out(box, n)
+            if data:
+                _unpack(data, workspace)
+                return res
+            why = "the container returned no files"
+        except (docker.errors.APIError, tarfile.TarError) as e:
+            why = f"{type(e).__name__}: {e}"
+        note = f"\n[assay] the workspace was not copied back ({why})\n"
+        return res.model_copy(update={"stderr": res.stderr + note})
 
     def _copy_out(self, box: _Container, n: str) -> bytes:
         """The container's workspace as a tar (`<n>/...`), read by the sandbox user."""
@@ -502,7 +528,7 @@ def _pack(workspace: Path, top: str, stdin: bytes) -> bytes:
     with tarfile.open(fileobj=buf, mode="w") as tar:
         tar.add(str(workspace), arcname=top, filter=owner)
         ti = owner(tarfile.TarInfo(f"{top}.stdin"))
-        ti.size, ti.mode = len(stdin), 0o600
+        ti.size, ti.mode = len(stdin), 0o644  # opened by the wrapper, which has no DAC override
         tar.addfile(ti, io.BytesIO(stdin))
     return buf.getvalue()
 

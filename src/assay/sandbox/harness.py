@@ -44,7 +44,6 @@ for _m in ("typing", "math", "re", "collections", "itertools", "functools", "hea
     except ImportError:
         pass
 
-VERSION = "1"
 RESULT_VAR = "__assay_r__"
 CALL_FN = "__assay_f__"
 OUT_CAP = 300
@@ -54,6 +53,7 @@ OUT_CAP = 300
 _repr, _len, _isinstance, _str, _type, _bool = repr, len, isinstance, str, type, bool
 _dict, _exec, _eval, _compile, _callable = dict, exec, eval, compile, callable
 _BaseException, _Exception, _AssertionError = BaseException, Exception, AssertionError
+_SyntaxError = SyntaxError
 _os_write, _os_exit, _dup2, _open, _close = os.write, os._exit, os.dup2, os.open, os.close
 _setitimer, _signal, _SIGPROF, _ITIMER_PROF = signal.setitimer, signal.signal, signal.SIGPROF, signal.ITIMER_PROF
 _setrlimit = resource.setrlimit
@@ -158,7 +158,7 @@ class Child:
                 _disarm()
         except _Timeout:
             return None, "timed out while loading (%gs)" % timeout
-        except SyntaxError as e:
+        except _SyntaxError as e:
             return None, "SyntaxError: %s (line %s)" % (e.msg, e.lineno)
         except _BaseException as e:
             if _fired[0]:
@@ -223,7 +223,7 @@ class Child:
             except _BaseException:
                 exp = expected_src[:150]
             return [ci, "fail", "%s returned %s, expected %s" % (label, out, exp)]
-        return [ci, "fail", "%s returned %s; failed: %s" % (label, out, check_src[:200])]
+        return [ci, "fail", "%s returned %s; failed: assert %s" % (label, out, check_src.replace(RESULT_VAR, label)[:200])]
 
     def run_exec(self, ns, fn, exec_idx, timeout):
         code = self.codes["execs"][exec_idx]
@@ -428,7 +428,7 @@ def run_candidate(job, all_codes, index, cand):
         item = items[pos]
         t = _timeout(job, hung)
         if killed:
-            outcome, out, msg = "timeout", "!timeout", "timed out after %gs (the alarm was ignored)" % t
+            outcome, out, msg = "timeout", "!timeout", "timed out after %gs (killed at %gs wall-clock)" % (t, _wall(t))
         else:
             outcome, out, msg = "error", "!ProcessDied", "the candidate process died (%s)" % status
         if item[0] == "c":

@@ -38,6 +38,7 @@ import signal
 import struct
 import sys
 import sysconfig
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -356,9 +357,10 @@ def _chown_tree(root: Path, uid: int, gid: int) -> None:
 class LocalSandbox:
     name = "local"
 
-    def __init__(self, *, cgroups: bool = True, site_packages: bool = False):
+    def __init__(self, *, cgroups: bool = True, site_packages: bool = False, self_check: bool = True):
         """`site_packages=False` hides the interpreter's site-packages inside: sandboxed code
-        gets the stdlib only (as in the docker image), and starts faster."""
+        gets the stdlib only (as in the docker image), and starts faster. `self_check` runs
+        `true` once so that a machine where bwrap cannot work fails here, not per candidate."""
         bwrap = shutil.which("bwrap")
         if bwrap is None:
             raise SandboxUnavailable(UNAVAILABLE)
@@ -382,6 +384,16 @@ class LocalSandbox:
                 if os.path.isdir(d):
                     self._mounts += ["--tmpfs", d]
         self._path = ":".join(dict.fromkeys([os.path.join(self._prefix, "bin"), "/usr/local/bin", "/usr/bin", "/bin"]))
+        if self_check:
+            self._check()
+
+    def _check(self) -> None:
+        with tempfile.TemporaryDirectory(prefix="assay-sandbox-check-") as d:
+            res = self.run([self._python, "-S", "-c", "pass"], Path(d), Limits(wall_s=30))
+        if res.exit_code != 0:
+            why = (res.stderr.strip().splitlines() or [f"exit code {res.exit_code}"])[-1]
+            raise SandboxUnavailable(f"bubblewrap cannot run a sandbox here ({why}); allow user namespaces "
+                                     f"(or run as root), use --sandbox docker, or pass --unsafe-no-sandbox")
 
     # -- protocol -------------------------------------------------------------------------
 

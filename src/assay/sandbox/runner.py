@@ -26,6 +26,7 @@ and the children's CPU time drops from 245 s to 30 s. A candidate that hangs on 
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import json
 import math
@@ -54,12 +55,14 @@ def _h(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _norm_program(src: str) -> str:
-    """Programs with the same AST behave the same (comments, blank lines, formatting)."""
+    """Hash of the program's AST: programs that differ only in comments, blank lines or
+    formatting behave the same and run once (a syntax error keeps the exact text)."""
     try:
-        return "ast:" + ast.dump(ast.parse(src))
+        return _h("ast:" + ast.dump(ast.parse(src)))
     except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return "src:" + src
+        return _h("src:" + src)
 
 
 @dataclass
@@ -74,6 +77,7 @@ class _Plan:
     check_index: dict[tuple[str, str, str | None], int] = field(default_factory=dict)
     exec_index: dict[str, int] = field(default_factory=dict)
     test_unit: dict[str, tuple[str, int]] = field(default_factory=dict)  # tid -> ("k"|"x", idx)
+    hashed: dict[str, str] = field(default_factory=dict)
 
     def call(self, args: str) -> int:
         if args not in self.call_index:
@@ -96,16 +100,22 @@ class _Plan:
                 self.execs.append(src)
             self.test_unit[test.id] = ("x", self.exec_index[src])
 
-    # unit keys: what one cached value is the result of
+    # unit keys: (a hash of) what one cached value is the result of
+    def _key(self, unit: str) -> str:
+        k = self.hashed.get(unit)
+        if k is None:
+            k = self.hashed[unit] = _h(unit)[:32]
+        return k
+
     def out_key(self, call_idx: int) -> str:
-        return "o\0" + self.calls[call_idx]
+        return self._key("o\0" + self.calls[call_idx])
 
     def check_key(self, check_idx: int) -> str:
         a, c, e = self.checks[check_idx]
-        return "k\0" + a + "\0" + c + "\0" + (e if e is not None else "\1")
+        return self._key("k\0" + a + "\0" + c + "\0" + (e if e is not None else "\1"))
 
     def exec_key(self, exec_idx: int) -> str:
-        return "x\0" + self.execs[exec_idx]
+        return self._key("x\0" + self.execs[exec_idx])
 
 
 @dataclass
@@ -114,14 +124,14 @@ class _Record:
 
     key: str
     load: str | None = None
-    units: dict[str, Any] = field(default_factory=dict)  # sha(unit key) -> value
+    units: dict[str, Any] = field(default_factory=dict)  # hashed unit key -> value
     dirty: bool = False
 
-    def get(self, unit: str) -> Any:
-        return self.units.get(_h(unit)[:32])
+    def get(self, key: str) -> Any:
+        return self.units.get(key)
 
-    def put(self, unit: str, value: Any) -> None:
-        self.units[_h(unit)[:32]] = value
+    def put(self, key: str, value: Any) -> None:
+        self.units[key] = value
         self.dirty = True
 
 

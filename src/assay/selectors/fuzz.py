@@ -72,8 +72,7 @@ class Fuzz:
         programs, twin = _programs(pool, working[: opts.clusters], opts.max_programs)
         try:
             inputs, origin = _inputs(task, pool, evidence, ctx, opts, seed)
-            inputs = _drop_timeouts(task, ctx, programs[0], inputs)
-            outs = _run(task, ctx, programs, inputs, opts.screen)
+            inputs, outs = _run(task, ctx, programs, inputs, opts.screen)
         except BudgetExceeded as e:
             return _by_groups(pool, groups, ctx, f"fuzz: stopped ({e}); kept the behaviour-cluster order")
         return _settle(task, pool, evidence, ctx, opts, groups, programs, twin, inputs, origin, outs)
@@ -144,38 +143,37 @@ def _generator_inputs(task: Task, ctx: SelectContext, n: int, seed: int) -> list
 
 
 def _run(task: Task, ctx: SelectContext, programs: list[Candidate], inputs: list[str],
-         screen: int) -> dict[str, list[str]]:
-    """Every program's outputs on `inputs`. A program that times out on two of the first
-    `screen` inputs is not run on the rest (they read "!skipped"): a hanger would cost a
-    timeout per input."""
+         screen: int) -> tuple[list[str], dict[str, list[str]]]:
+    """The inputs worth running and every program's outputs on them.
+
+    The first `screen` inputs run on every program: one that times out on two of them is a
+    hanger and is not run on the rest (they read "!skipped"; a hanger costs a timeout per
+    input). Then an input on which the first other program times out is dropped: it is
+    usually too big for the task, and would cost a timeout on every program.
+    """
     if not inputs:
-        return {c.id: [] for c in programs}
-    head = ctx.runner.outputs(task, programs, inputs[:screen])
+        return [], {c.id: [] for c in programs}
+    screened = inputs[:screen]
+    head = ctx.runner.outputs(task, programs, screened)
     hang = {c.id for c in programs if sum(o == "!timeout" for o in head.get(c.id, [])) >= 2}
     rest = [c for c in programs if c.id not in hang]
-    tail = ctx.runner.outputs(task, rest, inputs) if rest and len(inputs) > screen else {}
+    if rest:
+        probe = ctx.runner.outputs(task, rest[:1], inputs).get(rest[0].id) or []
+        if len(probe) == len(inputs):
+            inputs = [s for s, o in zip(inputs, probe) if o != "!timeout"]
+    tail = ctx.runner.outputs(task, rest, inputs) if rest and inputs else {}
     out = {}
     for c in programs:
         if c.id in hang:
-            out[c.id] = list(head[c.id]) + ["!skipped"] * (len(inputs) - len(head[c.id]))
+            first = dict(zip(screened, head[c.id]))
+            out[c.id] = [first.get(s, "!skipped") for s in inputs]
         else:
-            out[c.id] = list(tail.get(c.id) or head.get(c.id) or ["!missing"] * len(inputs))
-    return out
+            out[c.id] = list(tail.get(c.id) or ["!missing"] * len(inputs))
+    return inputs, out
 
 
 def _all_failed(evidence: Evidence, cid: str) -> bool:
     return cid in evidence.load_errors or all_failed(behaviour(evidence, cid))
-
-
-def _drop_timeouts(task: Task, ctx: SelectContext, probe: Candidate, inputs: list[str]) -> list[str]:
-    """Inputs the first program finishes on: an input that times out would cost a timeout on
-    every program (too big for the task, usually) and tells nothing."""
-    if not inputs:
-        return inputs
-    outs = ctx.runner.outputs(task, [probe], inputs).get(probe.id) or []
-    if len(outs) != len(inputs):
-        return inputs
-    return [s for s, o in zip(inputs, outs) if o != "!timeout"]
 
 
 # --- settling -----------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-# correct but slow: tiny 16x16 tiles, one warp
+# correct but slow: small 32x32 tiles, two warps, no pipelining
 import torch
 import torch.nn as nn
 import triton
@@ -49,7 +49,7 @@ class ModelNew(nn.Module):
         w = self.linear.weight
         N = w.shape[0]
         out = torch.empty((M, N), device=x.device, dtype=x.dtype)
-        grid = (triton.cdiv(M, 16) * triton.cdiv(N, 16),)
-        gemm_gelu_kernel[grid](x, w, self.linear.bias, out, M, N, K, self.scale, BM=16, BN=16, BK=16,
-                               GROUP_M=1, num_warps=1, num_stages=1)
+        grid = (triton.cdiv(M, 32) * triton.cdiv(N, 32),)
+        gemm_gelu_kernel[grid](x, w, self.linear.bias, out, M, N, K, self.scale, BM=32, BN=32, BK=32,
+                               GROUP_M=1, num_warps=2, num_stages=1)
         return out
