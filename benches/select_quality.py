@@ -27,12 +27,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from assay.commands.select import DEFAULT_TIMEOUT_S, HIDDEN_TIMEOUT_S, PoolEval, evaluate_pool, hidden_correct, select_all, summarize  # noqa: E402
+from assay.asserts import call_inputs  # noqa: E402
 from assay.pool import load_pool  # noqa: E402
+from assay.selectors.pipeline import DEFAULT_PIPELINE  # noqa: E402
 from assay.types import Candidate, Evidence, Task  # noqa: E402
 
-SPECS = ["vote", "codet", "cluster", "dedup|codet", "dedup|cluster",
-         "public", "public|vote", "public|codet", "public|cluster", "public|dedup|cluster",
-         "public|dedup|codet"]
+SPECS = ["vote", "codet", "cluster", "consensus", "dedup|codet", "dedup|cluster", "dedup|consensus",
+         "public", "public|vote", "public|codet", "public|cluster", "public|consensus",
+         "public|dedup|codet", "public|dedup|cluster", "public|dedup|consensus"]
 
 
 def cpu_model() -> str:
@@ -104,8 +106,13 @@ def without_public(evals: list[PoolEval]) -> list[PoolEval]:
             continue
         keep = [t for t in e.evidence.tests if not t.trusted]
         ids = {t.id for t in keep}
+        # inputs seen only in the examples go too: the statement without examples lacks them
+        used = {a for t in keep for a in call_inputs(t.source, e.task.entry_point)}
+        pos = [i for i, a in enumerate(e.evidence.inputs) if a in used]
         ev = e.evidence.model_copy(update={
             "tests": keep,
+            "inputs": [e.evidence.inputs[i] for i in pos],
+            "signatures": {c: [s[i] for i in pos] for c, s in e.evidence.signatures.items()},
             "outcomes": {c: {t: o for t, o in row.items() if t in ids} for c, row in e.evidence.outcomes.items()}})
         out.append(PoolEval(e.task.model_copy(update={"public_tests": []}), e.candidates, ev))
     return out
@@ -142,7 +149,7 @@ def main() -> None:
             res = summarize(spec, ev_set, select_all(ev_set, spec, seed=args.seed), correct)
             rows.append({"variant": variant, "selector": spec, "selected_pass1": res["selected_pass1"],
                          "abstained": res["abstained"], "select_s": round(time.monotonic() - t0, 2),
-                         "per_task": res["per_task"]})
+                         **({"per_task": res["per_task"]} if spec == DEFAULT_PIPELINE else {})})
     from assay.metrics import baseline_pass1, oracle
 
     meta = {
@@ -171,7 +178,7 @@ def main() -> None:
           f"({args.workers} workers, {args.timeout:g} s per test, hidden check {max(args.timeout, HIDDEN_TIMEOUT_S):g} s, {args.sandbox} sandbox)", "",
           "| selector | prompt examples | selected pass@1 | abstained |", "|---|---|---:|---:|"]
     for r in rows:
-        md.append(f"| `{r['selector']}` | {'yes' if r['variant'].startswith('prompt') else 'no'} | "
+        md.append(f"| `{r['selector']}`{' (default)' if r['selector'] == DEFAULT_PIPELINE else ''} | {'yes' if r['variant'].startswith('prompt') else 'no'} | "
                   f"{r['selected_pass1']:.3f} | {r['abstained']} |")
     (out / f"select_quality_{args.name}.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))

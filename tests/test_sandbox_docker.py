@@ -102,11 +102,23 @@ def test_setsid_grandchild_does_not_outlive_the_run(sb, ws):
     assert "sleep 60" not in r.stdout
 
 
+def test_command_cannot_kill_the_agent_or_leave_a_process_behind(sb, ws):
+    r = sb.run(["sh", "-c", "setsid sleep 61 & kill -9 $PPID; echo rc=$?"], ws, Limits(wall_s=5))
+    assert r.exit_code == 0 and r.stdout == "rc=1\n", r
+    r = sb.run(["sh", "-c", "cat /proc/[0-9]*/cmdline | tr '\\0' ' '"], ws, Limits(wall_s=5))
+    assert "sleep 61" not in r.stdout and "docker-init" in r.stdout
+
+
 def test_output_is_capped_and_flagged(sb, ws):
     r = py(sb, ws, "import sys; sys.stdout.write('a' * 5000); sys.stderr.write('b' * 10)",
            output_bytes=1000)
     assert r.stdout == "a" * 1000 and r.stdout_truncated
     assert r.stderr == "b" * 10 and not r.stderr_truncated
+    started = len(sb.started)
+    r = py(sb, ws, "import sys; sys.stderr.write('e' * 3000); print('done')", output_bytes=1000)
+    assert r.stderr == "e" * 1000 and r.stderr_truncated and r.stdout == "done\n"
+    assert py(sb, ws, "print('again')").stdout == "again\n"
+    assert len(sb.started) == started  # a capped (but finished) run keeps its warm container
     r = py(sb, ws, "import sys\nwhile True: sys.stdout.write('x' * 65536)", output_bytes=1000, wall_s=10)
     assert r.killed_reason == "output" and r.stdout_truncated and len(r.stdout) == 1000
     assert r.duration_s < 8
@@ -212,12 +224,25 @@ def test_gc_removes_leftover_labelled_containers(client):
     c = client.containers.create(IMAGE, ["sleep", "infinity"],
                                  labels={"assay": "sandbox", "assay.run": "pytest-gc"})
     other = client.containers.create(IMAGE, ["sleep", "infinity"], labels={"assay.test": "unrelated"})
+    import socket
+
+    owner = subprocess.Popen(["sleep", "60"])
+    live = client.containers.create(IMAGE, ["sleep", "infinity"], labels={
+        "assay": "sandbox", "assay.run": "pytest-gc-live", "assay.owner": f"{socket.gethostname()}:{owner.pid}"})
     try:
         assert gc(client, run_id="pytest-gc") == 1
         assert client.containers.list(all=True, filters={"label": "assay.run=pytest-gc"}) == []
         assert other.id in [x.id for x in client.containers.list(all=True)]
+        assert gc(client, run_id="pytest-gc-live") == 0  # its owner is still running
+        owner.kill()
+        owner.wait()
+        assert gc(client, run_id="pytest-gc-live") == 1
     finally:
         other.remove(force=True)
+        owner.kill()
+        owner.wait()
+        if live.id in [x.id for x in client.containers.list(all=True)]:
+            live.remove(force=True)
 
 
 def test_leftover_containers_are_removed_when_a_process_is_terminated(client, tmp_path):

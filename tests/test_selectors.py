@@ -70,7 +70,7 @@ def test_normal_form_ignores_comments_docstrings_and_variable_names():
     assert normal_form("def f(:") != normal_form("def g(:")
 
 
-def test_dedup_merges_and_counts_multiplicity_that_cluster_uses():
+def test_dedup_merges_and_counts_multiplicity():
     same = "def f(x):\n    return x + 1\n"
     cs = cands(same, "def f(y):\n    return y + 1  # renamed\n", same, "def f(x):\n    return x * 2\n",
                "def f(x):\n    return x * 2 + 0\n")
@@ -78,13 +78,17 @@ def test_dedup_merges_and_counts_multiplicity_that_cluster_uses():
     sel = Dedup().select(TASK, cs, evidence({x.id: {} for x in cs}), c)
     assert sel.ranking == ["c0", "c3", "c4"]
     assert c.options["multiplicity"] == {"c0": 3.0, "c3": 1.0, "c4": 1.0}
-    # c3 and c4 behave alike (2 votes) but c0 stands for 3 programs
+    # c3 and c4 behave alike: two distinct programs outvote one program sampled three times...
     sigs = {"c0": ["2"], "c1": ["2"], "c2": ["2"], "c3": ["2x"], "c4": ["2x"]}
     ev = evidence({x.id: {} for x in cs}, signatures=sigs)
     final, trace = run_pipeline("dedup|cluster", TASK, cs, ev, ctx())
     assert [name for name, _ in trace] == ["dedup", "cluster"]
-    assert final.tied == ["c0"] and final.chosen == "c0"
-    assert final.scores["c0"] == 3.0 and final.scores["c3"] == 2.0
+    assert final.tied == ["c3", "c4"]
+    # ...unless multiplicity is asked to count as votes; plain cluster counts every sample
+    votes = SelectContext(rng=random.Random(0), options={"multiplicity_votes": True})
+    final, _ = run_pipeline("dedup|cluster", TASK, cs, ev, votes)
+    assert final.tied == ["c0"] and final.scores["c0"] == 3.0
+    assert Cluster().select(TASK, cs, ev, ctx()).tied == ["c0", "c1", "c2"]
 
 
 def test_vote_picks_most_tests_passed_and_reports_ties():

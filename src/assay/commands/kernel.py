@@ -6,7 +6,6 @@ torch is imported only inside the worker processes and behind `require_torch()`,
 
 from __future__ import annotations
 
-import json
 import platform
 import shlex
 import subprocess
@@ -26,7 +25,7 @@ _BASELINES = ("eager", "compile")
 
 
 def _config(*, device: str, backend: str | None, tolerance: float | None, trials: int, baseline: str,
-            timing: str, shrink: int | None, cache_dir: str | None, profile: bool, time_on_cpu: bool,
+            timing: str, cache_dir: str | None, profile: bool, time_on_cpu: bool,
             allow_ops: list[str] | None, compile_workers: int, timing_trials: int = 100, repeats: int = 1):
     from assay.kernels.evaluate import EvalConfig
     from assay.kernels.gate import GatePolicy
@@ -164,7 +163,7 @@ def kernel_search(
     budget = make_budget(settings)
     llm = make_model(settings, None, budget, required=True, what="assay kernel")
     cfg = _config(device=device, backend=backend, tolerance=tolerance, trials=trials, baseline=baseline,
-                  timing=timing, shrink=shrink, cache_dir=cache_dir, profile=True, time_on_cpu=False,
+                  timing=timing, cache_dir=cache_dir, profile=True, time_on_cpu=False,
                   allow_ops=allow_op, compile_workers=4)
     ev = KernelEvaluator(cfg, _sandbox(sandbox, unsafe_no_sandbox, device))
     for p in probs:
@@ -211,7 +210,7 @@ def kernel_eval(
     source = candidate.read_text(encoding="utf-8")
     prob = load_problem(problem, shrink=shrink)
     cfg = _config(device=device, backend=backend, tolerance=tolerance, trials=trials, baseline=baseline,
-                  timing=timing, shrink=shrink, cache_dir=cache_dir, profile=False, time_on_cpu=time_on_cpu,
+                  timing=timing, cache_dir=cache_dir, profile=False, time_on_cpu=time_on_cpu,
                   allow_ops=allow_op, compile_workers=1)
     from assay.kernels.gate import check
 
@@ -258,7 +257,7 @@ def kernelbench(
     con = console(settings.quiet)
     probs = _load_problems(None, problems_dir, level, ids, shrink)
     cfg = _config(device=device, backend=backend, tolerance=tolerance, trials=5, baseline=baseline,
-                  timing=timing, shrink=shrink, cache_dir=cache_dir, profile=candidates_dir is None,
+                  timing=timing, cache_dir=cache_dir, profile=candidates_dir is None,
                   time_on_cpu=False, allow_ops=None, compile_workers=4)
     ev = KernelEvaluator(cfg, _sandbox(sandbox, unsafe_no_sandbox, device))
     budget = make_budget(settings)

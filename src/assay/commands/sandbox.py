@@ -112,13 +112,15 @@ def build_command(
 @sandbox_app.command("gc")
 def gc_command(
     run_id: Optional[str] = typer.Option(None, "--run", help="Only containers of this run id."),
+    include_live: bool = typer.Option(
+        False, "--all", help="Also containers of assay processes still running on this host."),
 ) -> None:
     """Remove Docker sandbox containers left behind (label assay=sandbox) and say how many."""
     from rich.console import Console
 
     from assay.sandbox.docker import gc
 
-    n = gc(run_id=run_id)
+    n = gc(run_id=run_id, include_live=include_live)
     Console(highlight=False).print(f"removed {n} sandbox container{'s' if n != 1 else ''}")
 
 

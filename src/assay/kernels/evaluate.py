@@ -15,7 +15,7 @@ import shutil
 import statistics
 import sys
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -320,8 +320,6 @@ class KernelEvaluator:
         futures: list[Future] = []
         with ThreadPoolExecutor(max_workers=max(1, self.config.compile_workers)) as builders:
             builds = {builders.submit(self.build, problem, src): (cid, src) for cid, src in to_build}
-            from concurrent.futures import as_completed
-
             for fut in as_completed(builds):
                 cid, src = builds[fut]
                 futures.append(evaluator.submit(self._after_build, problem, src, cid, fut.result()))

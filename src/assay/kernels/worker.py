@@ -240,12 +240,13 @@ def profile_summary(new, prob, device, spec: dict) -> str:
         for _ in range(3):
             new(*xs)
         _sync(device)
-    key = "cuda_time_total" if device.type == "cuda" else "cpu_time_total"
-    try:
-        table = prof.key_averages().table(sort_by=key, row_limit=8)
-    except (KeyError, AttributeError):
-        table = prof.key_averages().table(sort_by="cpu_time_total", row_limit=8)
-    return table[:3000]
+    keys = ["device_time_total", "cuda_time_total"] if device.type == "cuda" else []
+    for key in keys + ["cpu_time_total"]:  # the GPU column's name changed across torch versions
+        try:
+            return prof.key_averages().table(sort_by=key, row_limit=8)[:3000]
+        except (KeyError, AttributeError, ValueError):
+            continue
+    return ""
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ import io
 import itertools
 import os
 import queue
+import shlex
 import shutil
 import signal
 import socket
@@ -37,34 +38,38 @@ from assay.types import ExecResult
 LABEL = "assay"
 LABEL_VALUE = "sandbox"
 RUN_LABEL = "assay.run"
+PID_LABEL = "assay.owner"  # host:pid of the process that started it (gc spares live owners)
 SANDBOX_UID = 1000
-IDLE = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sleep", "infinity"]
 WORKDIR = "/workspace"
 _CHUNK = 65536
 
-# The per-run wrapper. It runs as root but with only CAP_SETUID/SETGID/KILL, so the command
-# (uid 1000, no capabilities, no-new-privileges) can neither kill it nor forge what it prints
-# last. stdin carries a tar of the workspace (`<n>/...`) and the command's stdin (`<n>.stdin`),
-# so no put_archive is needed. As uid 1000 it clears the previous candidate's files and /tmp
+# The agent: the container's main process (under docker-init), root but with only
+# CAP_SETUID/SETGID/KILL, so the command (uid 1000, no capabilities, no-new-privileges) can
+# neither kill it nor read its memory. It reads jobs from the attached stdin, one header line
+# "<n> <cpu s> <fsize blocks> <payload bytes> <tag>" then a tar holding the workspace (`<n>/`),
+# the command's stdin (`<n>.stdin`) and its argv and environment (`<n>.cmd`, `set --` / export
+# lines we generate). Per job, as uid 1000 it clears the previous candidate's files and /tmp
 # and unpacks; it marks the time in root-owned stamps (spinning, without forking, until the
 # clock ticks, so every later write is strictly newer); it sets rlimits (dash/busybox count -f
-# in 512-byte blocks), unsets the image's environment (the exec passes only the variables the
-# command may see) and runs the command as uid 1000; then it kills every uid-1000 process left
-# (setsid grandchildren included) and ends stderr with "<tag><changed>" (1 if the workspace
-# changed and must be copied back).
+# in 512-byte blocks) and runs the command as uid 1000; then it kills every uid-1000 process
+# left (setsid grandchildren included) and ends stdout with "<tag>" and stderr with
+# "<tag><state><rc:03d>": state 0 unchanged, 1 the workspace changed (copy it back), 2 the
+# clean-up could not run (the container is replaced). The tag is secret to the command, so it
+# cannot forge the end of a job. No `docker exec` per run: that costs ~60-150 ms on its own.
 _AS_USER = "setpriv --reuid=1000 --regid=1000 --clear-groups --inh-caps=-all"
-_WRAPPER = (
-    'n="$1"; cpu="$2"; fsz="$3"; tag="$4"; drop="$5"; shift 5; u="' + _AS_USER + '"; '
-    'cd /workspace || exit 125; '
-    '$u rm -rf -- ./* ./.[!.]* ./..?* /tmp/* /tmp/.[!.]* /tmp/..?* 2>/dev/null; '
-    '$u tar -x -f - || exit 125; '
+_AGENT = (
+    'exec 3>&2 2>/dev/null; u="' + _AS_USER + '"; cd /workspace || exit 125; '
+    'while read -r n cpu fsz len tag; do '
+    '$u sh -c \'rm -rf -- ./* ./.[!.]* ./..?* /tmp/* /tmp/.[!.]* /tmp/..?*; '
+    'head -c "$0" | tar -x -i -f -\' "$len" || { printf "%s" "$tag"; printf "\\n%s2125" "$tag" >&3; exit 125; }; '
     ': >/tmp/.assay-a; : >/tmp/.assay-b; '
     'until [ /tmp/.assay-b -nt /tmp/.assay-a ]; do : >/tmp/.assay-b; done; '
-    '(ulimit -c 0; ulimit -t "$cpu"; ulimit -f "$fsz"; unset $drop; '
-    'exec $u env --chdir="/workspace/$n" "$@" <"$n.stdin"); rc=$?; '
-    '$u sh -c "kill -9 -1" 2>/dev/null; '
-    'if [ -z "$($u find "$n" -cnewer /tmp/.assay-a -print -quit 2>&1)" ]; '
-    'then ch=0; else ch=1; fi; printf "%s%s" "$tag" "$ch" >&2; exit $rc'
+    '(ulimit -c 0; ulimit -t "$cpu"; ulimit -f "$fsz"; cd "$n" || exit 125; . "../$n.cmd"; '
+    'exec $u "$@" <"../$n.stdin" 2>&3 3>&-); rc=$?; '
+    'if out=$($u sh -c \'kill -9 -1; exec find "$0" -cnewer /tmp/.assay-a -print -quit\' "$n" 2>&1); '
+    'then if [ -z "$out" ]; then ch=0; else ch=1; fi; else ch=2; fi; '
+    'printf "%s" "$tag"; printf "\\n%s%s%03d" "$tag" "$ch" "$rc" >&3; '
+    'done'
 )
 
 _live: "weakref.WeakSet[DockerSandbox]" = weakref.WeakSet()
@@ -131,6 +136,8 @@ class _Container:
         self.c = container
         self.key = key
         self.oom_kills = 0
+        self.sock = self.raw = None  # the attached stdin/stdout/stderr of the agent
+        self.pending = bytearray()  # bytes read past the end of the last job (none, normally)
 
 
 class DockerSandbox:
@@ -152,9 +159,9 @@ class DockerSandbox:
         except docker.errors.ImageNotFound:
             raise SandboxUnavailable(f"the Docker image {image!r} does not exist; build it with "
                                      f"`assay sandbox build --name {image}`.") from None
-        # Variables every exec inherits from the image and the engine; the wrapper unsets them.
+        # Variables the agent inherits from the image and the engine; jobs unset them.
         self._image_env = {e.split("=", 1)[0] for e in img.attrs["Config"].get("Env") or []}
-        self._image_env |= {"HOSTNAME", "OLDPWD"}
+        self._image_env |= {"HOSTNAME"}
         self._lock = threading.Lock()
         self._pools: dict[tuple[int, int, int], queue.Queue] = {}
         self._counts: dict[tuple[int, int, int], int] = {}
@@ -173,10 +180,12 @@ class DockerSandbox:
         tmpfs = "rw,nosuid,nodev,size={}m"
         c = self.client.containers.run(
             self.image,
-            command=IDLE,  # as nobody: uid 1000's `kill -1` cannot stop the container
+            command=["/bin/sh", "-c", _AGENT],
             detach=True,
+            stdin_open=True,
+            log_config={"type": "none"},  # the engine must not write job output to disk
             init=True,  # docker-init reaps orphans, so killed grandchildren never pile up
-            user="0:0",  # only docker-init and the per-run wrapper stay root, with 3 capabilities
+            user="0:0",  # only docker-init and the agent are root, with 3 capabilities
             network_mode="none",
             read_only=True,
             # /tmp and /dev/shm hold at most one file's worth (like the local backend).
@@ -187,16 +196,18 @@ class DockerSandbox:
             # tmpfs pages count towards the memory cgroup; + headroom for the wrapper shell.
             mem_limit=f"{memory_mb + 64}m",
             memswap_limit=f"{memory_mb + 64}m",
-            pids_limit=pids + 3,  # + init, the idle sleep and the wrapper shell
+            pids_limit=pids + 2,  # + init and the agent
             nano_cpus=int(self.cpus * 1e9),
             cap_drop=["ALL"],
-            cap_add=["SETUID", "SETGID", "KILL"],  # for the wrapper; the command gets none
+            cap_add=["SETUID", "SETGID", "KILL"],  # for the agent; the command gets none
             security_opt=["no-new-privileges"],
             ipc_mode="private",
-            labels={LABEL: LABEL_VALUE, RUN_LABEL: self.run_id},
+            labels={LABEL: LABEL_VALUE, RUN_LABEL: self.run_id, PID_LABEL: _owner()},
             name=f"assay-{self.run_id}-{uuid.uuid4().hex[:6]}",
         )
         box = _Container(c, key)
+        box.sock = self.api.attach_socket(c.id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
+        box.raw = getattr(box.sock, "_sock", box.sock)
         with self._lock:
             self._all[c.id] = box
             self.started.append(c.id)
@@ -261,6 +272,12 @@ class DockerSandbox:
 
         with self._lock:
             self._all.pop(box.c.id, None)
+        for s in (box.raw, box.sock):
+            if s is not None:
+                try:
+                    s.close()
+                except OSError:
+                    pass
         try:
             box.c.remove(force=True, v=True)
         except docker.errors.NotFound:
@@ -275,23 +292,20 @@ class DockerSandbox:
         import docker
 
         workspace = Path(workspace)
-        payload = None
         for attempt in (0, 1):
             box = self._checkout(limits)
             n = f"w{next(self._seq)}"
-            if payload is None or attempt:
-                payload = _pack(workspace, n, stdin or b"")
             healthy = False
             try:
                 try:
-                    res, changed = self._exec(box, n, payload, cmd, limits)
-                except docker.errors.APIError:
+                    res, changed, clean = self._job(box, n, workspace, cmd, limits, stdin)
+                except (docker.errors.APIError, BrokenPipeError, ConnectionError):
                     if attempt == 0 and not self._running(box):
                         continue  # the container died under an earlier run; use a fresh one
                     raise
                 if self._oom(box) and res.killed_reason is None:
                     res = res.model_copy(update={"killed_reason": "memory"})
-                healthy = res.killed_reason is None and (res.exit_code != 137 or self._running(box))
+                healthy = clean and res.killed_reason is None
                 if changed:
                     res = self._copy_back(box, n, workspace, res)
                 return res
@@ -299,56 +313,64 @@ class DockerSandbox:
                 self._checkin(box, healthy)
         raise AssertionError("unreachable")
 
-    def _exec(self, box: _Container, n: str, payload: bytes, cmd: list[str],
-              limits: Limits) -> tuple[ExecResult, bool]:
+    def _job(self, box: _Container, n: str, workspace: Path, cmd: list[str], limits: Limits,
+             stdin: bytes | None) -> tuple[ExecResult, bool, bool]:
         cpu = int(limits.cpu_s if limits.cpu_s is not None else limits.wall_s + 1) + 1
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": f"{WORKDIR}/{n}", "LANG": "C.UTF-8"}
         env.update(limits.env)
-        drop = " ".join(sorted(self._image_env - set(env)))
-        tag = "\n#assay-" + uuid.uuid4().hex + ":"
-        argv = ["/bin/sh", "-c", _WRAPPER, "sh", n, str(cpu), str(limits.fsize_mb * 2048), tag, drop,
-                *cmd]
-        start = time.monotonic()  # the wall clock starts here, not while waiting for a container
-        ex = self.api.exec_create(box.c.id, argv, stdout=True, stderr=True, stdin=True,
-                                  user="0:0", workdir="/", environment=env)
-        sock = self.api.exec_start(ex["Id"], socket=True)
-        raw = getattr(sock, "_sock", sock)
+        drop = sorted((self._image_env | {"OLDPWD"}) - set(env))
+        script = (("unset " + " ".join(drop) + "\n" if drop else "")
+                  + "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items())
+                  + "set -- " + " ".join(shlex.quote(c) for c in cmd) + "\n")
+        payload = _pack(workspace, n, stdin or b"", script)
+        token = "#assay-" + uuid.uuid4().hex + ":"
+        header = f"{n} {cpu} {limits.fsize_mb * 2048} {len(payload)} {token}\n".encode()
         cap = limits.output_bytes
-        try:
-            # Write from a thread: a command that never reads stdin must not block us.
-            threading.Thread(target=_feed, args=(raw, payload), daemon=True).start()
-            out, err, reason = _read_frames(raw, start + limits.wall_s, cap, cap + len(tag) + 1)
-            if reason is not None:
-                self._kill_all(box)
-                _read_frames(raw, time.monotonic() + 2.0, cap, cap + len(tag) + 1, out, err)
-        finally:
-            sock.close()
-            raw.close()
-        code = self._exec_inspect(ex["Id"]).get("ExitCode")
+        tail = len(token) + 5
+        start = time.monotonic()  # the wall clock starts here, not while waiting for a container
+        # Write from a thread: a command that never reads stdin must not block us.
+        threading.Thread(target=_feed, args=(box.raw, header + payload), daemon=True).start()
+        out, err, reason = _read_frames(box, start + limits.wall_s, cap, token, tail)
+        if reason in ("timeout", "output"):
+            self._kill_all(box)
+            _, _, end = _read_frames(box, time.monotonic() + 3.0, cap, token, tail, out, err)
+            if end != "done":
+                reason = reason or "eof"
         stderr = bytes(err["buf"])
-        changed = True  # unless the wrapper says otherwise
-        if stderr[-len(tag) - 1:-1] == tag.encode():
-            changed = stderr[-1:] != b"0"
-            stderr = stderr[:-len(tag) - 1]
-        elif len(stderr) > cap:
-            err["truncated"] = True
-        stderr = stderr[:cap]
+        changed = clean = False
+        code = None
+        last = err.get("tail", b"")
+        marker = ("\n" + token).encode()
+        if last[-len(marker) - 4:-4] == marker and last[-3:].isdigit():
+            state, code = last[-4:-3], int(last[-3:])
+            changed, clean = state != b"0", state in (b"0", b"1")
+        # drop the markers from what the command wrote
+        for buf, mark in ((out, token.encode()), (err, marker)):
+            i = bytes(buf["buf"]).rfind(mark)
+            if i >= 0 and buf["buf"][i:].startswith(mark) and len(buf["buf"]) - i <= len(mark) + 4:
+                del buf["buf"][i:]
+        for buf in (out, err):
+            if len(buf["buf"]) > cap:
+                del buf["buf"][cap:]
+                buf["truncated"] = True
         timed_out = reason == "timeout"
         if timed_out:
             code = 124
         elif code is None:
-            code = 137
+            code = 137  # the agent died with the job (the container is replaced)
         res = ExecResult(
             exit_code=code,
             stdout=bytes(out["buf"]).decode("utf-8", "replace"),
-            stderr=stderr.decode("utf-8", "replace"),
+            stderr=bytes(err["buf"]).decode("utf-8", "replace"),
             stdout_truncated=out["truncated"],
             stderr_truncated=err["truncated"],
             duration_s=time.monotonic() - start,
             timed_out=timed_out,
-            killed_reason=reason,
+            killed_reason=reason if reason in ("timeout", "output") else None,
         )
-        return res, changed
+        if not clean:
+            changed = True  # the job did not finish cleanly: copy back whatever is there
+        return res, changed, clean
 
     def _copy_back(self, box: _Container, n: str, workspace: Path, res: ExecResult) -> ExecResult:
         """Mirror the container's workspace into `workspace`; if that is impossible (the
@@ -372,15 +394,6 @@ class DockerSandbox:
                                   stdout=True, stderr=True, user=f"{SANDBOX_UID}:{SANDBOX_UID}")
         out, _ = self.api.exec_start(ex["Id"], demux=True)
         return out or b""
-
-    def _exec_inspect(self, exec_id: str) -> dict:
-        # The exit code is published a moment after the stream closes.
-        for _ in range(100):
-            info = self.api.exec_inspect(exec_id)
-            if not info.get("Running"):
-                return info
-            time.sleep(0.01)
-        return info
 
     def _kill_all(self, box: _Container) -> None:
         """SIGKILL every uid-1000 process in the container (not init or the idle sleep)."""
@@ -431,14 +444,34 @@ class DockerSandbox:
         self.close()
 
 
-def gc(client=None, run_id: str | None = None) -> int:
-    """Remove every container labelled assay=sandbox (optionally only one run's); return how many."""
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _owner_alive(owner: str | None) -> bool:
+    host, _, pid = (owner or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return int(pid) != os.getpid() or bool(_live)
+
+
+def gc(client=None, run_id: str | None = None, include_live: bool = False) -> int:
+    """Remove containers labelled assay=sandbox (optionally only one run's) whose owning process
+    is gone (or all of them with `include_live`); return how many were removed."""
     import docker
 
     client = client or connect()
     filters = {"label": [f"{LABEL}={LABEL_VALUE}"] + ([f"{RUN_LABEL}={run_id}"] if run_id else [])}
     removed = 0
     for c in client.containers.list(all=True, filters=filters):
+        if not include_live and _owner_alive(c.labels.get(PID_LABEL)):
+            continue  # a running assay process is using it
         try:
             c.remove(force=True, v=True)
             removed += 1
@@ -468,33 +501,24 @@ def _oom_kills(container_id: str) -> int | None:
 def _feed(raw, data: bytes) -> None:
     try:
         raw.sendall(data)
-        raw.shutdown(socket.SHUT_WR)
     except OSError:
-        pass  # the command exited without reading all of its stdin
+        pass  # the agent died (the reader sees EOF and the container is replaced)
 
 
-def _read_frames(raw, deadline: float, cap: int, err_cap: int, out: dict | None = None,
-                 err: dict | None = None):
-    """Demultiplex docker's 8-byte-header frames until EOF, the deadline, or an output flood."""
+def _read_frames(box: _Container, deadline: float, cap: int, token: str, tail: int,
+                 out: dict | None = None, err: dict | None = None):
+    """Demultiplex docker's 8-byte-header frames from the agent until both end markers of the
+    job arrived ("done"), the deadline ("timeout"), an output flood ("output"), or EOF ("eof").
+    Output beyond `cap` (plus room for the markers) is dropped and flagged."""
     out = out if out is not None else {"buf": bytearray(), "truncated": False}
     err = err if err is not None else {"buf": bytearray(), "truncated": False}
     streams = {1: out, 2: err}
-    pending = bytearray()
+    marks = {1: token.encode(), 2: ("\n" + token).encode()}
+    seen = {1: False, 2: False}
+    pending = box.pending
+    raw = box.raw
     dropped = 0
     while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return out, err, "timeout"
-        raw.settimeout(min(remaining, 0.5))
-        try:
-            data = raw.recv(_CHUNK)
-        except socket.timeout:
-            continue
-        except OSError:
-            return out, err, None
-        if not data:
-            return out, err, None
-        pending += data
         while len(pending) >= 8:
             kind = pending[0]
             size = struct.unpack(">I", pending[4:8])[0]
@@ -505,17 +529,38 @@ def _read_frames(raw, deadline: float, cap: int, err_cap: int, out: dict | None 
             s = streams.get(kind)
             if s is None:
                 continue
-            room = (cap if kind == 1 else err_cap) - len(s["buf"])
+            s["tail"] = (s.get("tail", b"") + payload)[-tail:]
+            room = cap + tail - len(s["buf"])
             if room > 0:
                 s["buf"] += payload[:room]
             if len(payload) > room:
                 s["truncated"] = True
                 dropped += len(payload) - max(room, 0)
-                if dropped > 4 * cap + _CHUNK:
-                    return out, err, "output"
+            t = s["tail"]
+            i = t.rfind(marks[kind])
+            if i >= 0 and (kind == 1 and i + len(marks[1]) == len(t)
+                           or kind == 2 and len(t) - i - len(marks[2]) == 4 and t[-3:].isdigit()):
+                seen[kind] = True
+            if seen[1] and seen[2]:
+                return out, err, "done"
+            if dropped > 4 * cap + _CHUNK:
+                return out, err, "output"
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return out, err, "timeout"
+        raw.settimeout(min(remaining, 0.5))
+        try:
+            data = raw.recv(_CHUNK)
+        except socket.timeout:
+            continue
+        except OSError:
+            return out, err, "eof"
+        if not data:
+            return out, err, "eof"
+        pending += data
 
 
-def _pack(workspace: Path, top: str, stdin: bytes) -> bytes:
+def _pack(workspace: Path, top: str, stdin: bytes, script: str) -> bytes:
     """The workspace as a tar whose members live under `top/`, owned by the sandbox user,
     plus the command's stdin as `top.stdin`."""
     buf = io.BytesIO()
@@ -526,10 +571,15 @@ def _pack(workspace: Path, top: str, stdin: bytes) -> bytes:
         return ti
 
     with tarfile.open(fileobj=buf, mode="w") as tar:
-        tar.add(str(workspace), arcname=top, filter=owner)
-        ti = owner(tarfile.TarInfo(f"{top}.stdin"))
-        ti.size, ti.mode = len(stdin), 0o644  # opened by the wrapper, which has no DAC override
-        tar.addfile(ti, io.BytesIO(stdin))
+        top_info = owner(tar.gettarinfo(str(workspace), arcname=top))
+        top_info.mode = 0o755  # the wrapper (root without DAC override) must enter it
+        tar.addfile(top_info)
+        for child in sorted(os.listdir(workspace)):
+            tar.add(str(workspace / child), arcname=f"{top}/{child}", filter=owner)
+        for name, data in ((f"{top}.stdin", stdin), (f"{top}.cmd", script.encode())):
+            ti = owner(tarfile.TarInfo(name))
+            ti.size, ti.mode = len(data), 0o644  # read by the agent, which has no DAC override
+            tar.addfile(ti, io.BytesIO(data))
     return buf.getvalue()
 
 

@@ -456,6 +456,9 @@ def main():
         res = run_candidate(job, codes, index, cand)
         out.write(json.dumps(res) + "\n")
         out.flush()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    out.write(json.dumps({"harness_cpu": round(usage.ru_utime + usage.ru_stime, 4)}) + "\n")
+    out.flush()
 
 
 if __name__ == "__main__":

@@ -165,6 +165,7 @@ class Runner:
         self._lock = threading.Lock()
         self.sandbox_runs = 0  # batches actually executed (tests and benchmarks read it)
         self.stats: list[dict[str, Any]] = []  # per executed candidate: items, seconds, forks
+        self.harness_cpu_s = 0.0  # CPU of the harness parents themselves (not their children)
 
     # ---------------------------------------------------------------- public API
 
@@ -308,7 +309,11 @@ class Runner:
                     obj = json.loads(line)
                 except ValueError:
                     continue  # a line cut by a kill
-                got[obj["i"]] = obj
+                if "harness_cpu" in obj:
+                    with self._lock:
+                        self.harness_cpu_s += obj["harness_cpu"]
+                else:
+                    got[obj["i"]] = obj
         done = []
         for i, (w, norm, _) in enumerate(entries):
             if i in got:

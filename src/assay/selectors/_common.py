@@ -8,10 +8,16 @@ from assay.selectors.base import SelectContext
 from assay.types import Candidate, Evidence, Selection
 
 MULTIPLICITY = "multiplicity"  # ctx.options key: cid -> how many sampled programs it stands for
+# ctx.options key: if true, rankers count a deduplicated candidate once per sample it stands
+# for. Off by default: on the CodeGen-16B dev pool, votes by distinct programs chose better
+# (benches/results/select_quality.md) - repeated samples of one program are not independent.
+MULTIPLICITY_VOTES = "multiplicity_votes"
 
 
 def weight(ctx: SelectContext, cid: str) -> float:
-    """How many sampled candidates `cid` stands for (set by `dedup`; 1 otherwise)."""
+    """A candidate's vote: 1, or (with MULTIPLICITY_VOTES) the samples `dedup` merged into it."""
+    if not ctx.options.get(MULTIPLICITY_VOTES):
+        return 1.0
     return float(ctx.options.get(MULTIPLICITY, {}).get(cid, 1))
 
 

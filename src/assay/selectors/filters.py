@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import ast
 
-from assay.selectors._common import MULTIPLICITY, abstain, loadable, weight
+from assay.selectors._common import MULTIPLICITY, abstain, loadable
 from assay.selectors.base import SelectContext
 from assay.types import Candidate, Evidence, Selection, Task
 
@@ -100,7 +100,10 @@ def normal_form(source: str) -> str:
 
 
 class Dedup:
-    """Merge candidates with the same normal form; the first of each keeps their total weight."""
+    """Merge candidates with the same normal form: later rankers see each distinct program once.
+
+    How many samples each survivor stands for goes to ctx.options["multiplicity"] (and the
+    Selection's scores); rankers use it as votes only with ctx.options["multiplicity_votes"]."""
 
     name = "dedup"
     needs_model = False
@@ -115,7 +118,7 @@ class Dedup:
         for c in candidates:
             key = normal_form(c.content)
             rep = reps.setdefault(key, c)
-            total[rep.id] = total.get(rep.id, 0.0) + weight(ctx, c.id)
+            total[rep.id] = total.get(rep.id, 0.0) + mult.get(c.id, 1.0)
         mult.update(total)
         kept = list(reps.values())
         return _kept(self.name, kept, ctx,

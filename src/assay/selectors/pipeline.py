@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from assay.errors import UserError
 from assay.selectors.base import SelectContext, Selector
-from assay.selectors.cluster import Cluster
+from assay.selectors.cluster import Cluster, Consensus
 from assay.selectors.filters import Dedup, PublicFilter
 from assay.selectors.fuzz import Fuzz
 from assay.selectors.sstar import SStar
@@ -28,13 +28,14 @@ SELECTORS: dict[str, Callable[[], Selector]] = {
     "vote": Vote,
     "codet": CodeT,
     "cluster": Cluster,
+    "consensus": Consensus,
     "fuzz": Fuzz,
     "tournament": Tournament,
     "sstar": SStar,
 }
 
 # The best model-free pipeline measured in benches/results/select_quality.md.
-DEFAULT_PIPELINE = "public|dedup|cluster"
+DEFAULT_PIPELINE = "public|consensus"
 
 
 def parse_pipeline(spec: str) -> list[Selector]:
@@ -73,7 +74,7 @@ def run_pipeline(stages: list[Selector] | str, task: Task, candidates: list[Cand
     The final Selection's cost is the sum of the stages' costs; its rationale joins theirs."""
     if isinstance(stages, str):
         stages = parse_pipeline(stages)
-    ctx.options.pop("multiplicity", None)  # weights are per task
+    ctx.options.pop("multiplicity", None)  # per task
     trace: list[tuple[str, Selection]] = []
     current = list(candidates)
     by_id = {c.id: c for c in candidates}
