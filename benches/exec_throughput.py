@@ -387,7 +387,9 @@ def bench_pool(a, sandbox, result) -> None:
            f"| {wall:.1f} | {pairs / wall:,.0f} | {runner.sandbox_runs} | {cpu:.1f} | {len(hung)} | "
            f"{result['hanging_cpu_s']} |", "",
            f"Outcomes: {dict(counts)}; load errors: {result['load_errors']}; "
-           f"hidden-test pass rate (pass@1 of a random pick): {result['hidden_pass_rate']:.3f}.", ""]
+           f"hidden-test pass rate (pass@1 of a random pick): {result['hidden_pass_rate']:.3f}.",
+           "The pool file is built from third-party samples by benches/pools/codet_pool.py and is not "
+           "committed.", ""]
     write(a.name or "exec_pool", result, md)
 
 

@@ -54,7 +54,8 @@ def test_bad_json_wrong_types_duplicates_and_missing_file(tmp_path):
 
 
 def test_prompt_examples_reads_doctests_and_arrow_examples():
-    prompt = ('def f(a, b):\n    """Examples:\n    f(1, 2) ➞ 3\n    f(2, 2) ==> 4\n'
-              '    >>> f(3, 4)\n    7\n    """\n')
-    got = prompt_examples(prompt, "f")
-    assert set(got) == {"assert f(3, 4) == 7", "assert f(1, 2) == 3", "assert f(2, 2) == 4"}
+    prompt = ('def f(a, b):\n    """Examples:\n    f(1, 2) ➞ 3\n    f(2, 2) ==> 4\n    f(5, 5) = 10\n'
+              '    f(0, 0) returns 0.\n    f(n) = n + 1, if n is odd.\n    >>> f(3, 4)\n    7\n    """\n')
+    assert prompt_examples(prompt, "f") == [
+        "assert f(3, 4) == 7", "assert f(1, 2) == 3", "assert f(2, 2) == 4", "assert f(5, 5) == 10",
+        "assert f(0, 0) == 0", "assert f(n) == n + 1"]

@@ -284,3 +284,22 @@ def test_candidate_deleting_exception_builtins_still_reports(sandbox):
     src = "import builtins\ndel builtins.SyntaxError, builtins.AssertionError\nraise ValueError('boom')\n"
     ev = Runner(sandbox, test_timeout_s=T).evaluate(TASK, [cand("x", src)], TESTS[:1])
     assert ev.load_errors["x"] == "ValueError: boom"
+
+
+@pytest.mark.docker
+def test_docker_backend_gives_the_same_matrix():
+    try:
+        sb = make_sandbox("docker")
+    except SandboxUnavailable as e:
+        pytest.skip(f"docker sandbox unavailable: {e}")
+    try:
+        keys = ("ok", "minus", "raises", "hangs", "syntax")
+        ev = Runner(sb, test_timeout_s=T).evaluate(TASK, [cand(k, PROGS[k]) for k in keys], TESTS)
+    finally:
+        sb.close()
+    assert ev.outcomes["ok"] == {t: "pass" for t in ("t1", "t2", "t3", "t4")}
+    assert ev.outcomes["minus"] == {"t1": "fail", "t2": "fail", "t3": "pass", "t4": "fail"}
+    assert set(ev.outcomes["raises"].values()) == {"error"}
+    assert set(ev.outcomes["hangs"].values()) == {"timeout"}
+    assert ev.load_errors.keys() == {"syntax"}
+    assert ev.signatures["ok"] == ["3", "4", "0", "2", "10"]

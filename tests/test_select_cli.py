@@ -53,7 +53,12 @@ def test_select_public_cluster_uses_prompt_examples_and_shares_ties(tmp_path, ca
 def test_default_selector_is_used_and_recorded(tmp_path, cache):
     from assay.selectors.pipeline import DEFAULT_PIPELINE
 
-    assert run_select(tmp_path, cache)["selector"] == DEFAULT_PIPELINE
+    r = run_select(tmp_path, cache)
+    assert r["selector"] == DEFAULT_PIPELINE == "public|consensus"
+    # add: the example keeps c0, c2 (one behaviour) -> 1; neg: {x} passes both generated tests
+    # (one of them wrong), {-x} one: consensus 1 x 3 beats 1 x 2 -> 0
+    assert [t["correct"] for t in r["per_task"]] == [1.0, 0.0]
+    assert r["selected_pass1"] == 0.5 and r["oracle"] == 1.0
 
 
 def test_malformed_pool_exits_2_naming_line_and_field(tmp_path, capsys):

@@ -114,12 +114,20 @@ def test_fuzz_runs_model_written_input_generators_in_the_sandbox(runner):
     assert set(sel0.tied) == {"wrong", "ok1", "ok2"}
 
 
-def test_fuzz_settles_by_generated_tests_first(runner):
+def test_fuzz_settles_by_agreement_then_tests(runner):
     task = _task("def double(x: int) -> int:", "double", "Twice x.")
     cands = _cands(task, {"a": "    return x + x\n", "b": "    return x * 3\n", "c": "    return 3 * x\n"})
-    ev = runner.evaluate(task, cands, _tests("assert double(2) == 4", "assert double(0) == 0"))
+    tests = _tests("assert double(2) == 4", "assert double(0) == 0")
+    ev = runner.evaluate(task, cands, tests)
     sel = Fuzz().select(task, cands, ev, _ctx(runner))
+    assert sel.chosen in ("b", "c") and "settled by agreement" in sel.rationale  # the majority
+    sel = Fuzz(tests_first=True).select(task, cands, ev, _ctx(runner))
     assert sel.chosen == "a" and "settled by tests" in sel.rationale  # the minority passes more tests
+    # equal weight: agreement cannot decide, the tests do
+    two = [c for c in cands if c.id != "c"]
+    ev = runner.evaluate(task, two, tests)
+    sel = Fuzz().select(task, two, ev, _ctx(runner))
+    assert sel.chosen == "a" and "settled by tests" in sel.rationale
 
 
 def test_hypothesis_inputs_follow_type_hints_and_seed():
@@ -160,7 +168,8 @@ def test_shrink_steps_are_smaller():
     ("Verdict - Program B", "B"), ("Program A is correct.", "A"),
     ("Both are equally correct.", None), ("Verdict: tie", None), ("", None),
     ("Program A fails but Program B works", None), ("The answer is a good one", None),
-    ("A is tempting, but verdict: B", "B"),
+    ("A is tempting, but verdict: B", "B"), ("B is correct.", "B"), ("A is the better one", "A"),
+    ("A is better but B is correct", None),
 ])
 def test_parse_verdict(text, verdict):
     assert parse_verdict(text) == verdict
@@ -305,3 +314,14 @@ def test_fuzz_skips_hangers_and_still_finds_inputs(runner):
     sel = Fuzz(screen=4).select(task, cands, ev, _ctx(runner))
     assert sel.chosen == "ok" and sel.ranking[-1] == "hang"
     assert "smallest([]): winner 0 vs !ValueError" in sel.rationale
+
+
+def test_fuzz_cap_keeps_unrun_members_with_their_cluster(runner):
+    task, cands, ev = _abs_setup(runner)
+    extra = _cands(task, {"ok3": "    return sum(map(abs, nums))\n",
+                          "ok4": "    return sum([abs(v) for v in nums])\n"})
+    cands = cands + extra
+    ev = runner.evaluate(task, cands, _tests("assert absolute_sum([1, 2, 3]) == 6"))
+    sel = Fuzz(max_programs=3).select(task, cands, ev, _ctx(runner))  # ok3, ok4 are not run
+    assert "on 3 programs" in sel.rationale
+    assert set(sel.tied) == {"ok1", "ok2", "ok3", "ok4"} and sel.ranking[-1] == "wrong"

@@ -107,8 +107,9 @@ def build_task(problem: dict, rng: random.Random, n_inputs: int = 6) -> dict:
 
     prompt, ep, body = problem["prompt"], problem["entry_point"], problem["canonical_solution"]
     canonical = prompt + body
-    cands = [canonical, prompt + ast.unparse(ast.parse("def _f():\n" + body).body[0]).split("\n", 1)[1]
-             .replace("\n", "\n") + "\n"]
+    # the canonical body again, re-printed by ast.unparse: same program, different text
+    reformatted = ast.unparse(ast.parse("def _f():\n" + body).body[0]).split("\n", 1)[1] + "\n"
+    cands = [canonical, prompt + reformatted]
     mutants = []
     for kind in ("flip", "offbyone", "wrongreturn", "flip"):
         m = _mutate(body, kind, rng)

@@ -14,8 +14,6 @@ from typing import Any, Callable
 
 import typer
 
-from assay.errors import UserError
-
 DEFAULT_TIMEOUT_S = 1.0  # per generated/public test: HumanEval-sized functions need far less
 HIDDEN_TIMEOUT_S = 3.0  # the hidden check runs several asserts; HumanEval's own harness allows 3 s
 
@@ -40,7 +38,10 @@ def build_inputs(pool: list, prompt_examples: bool = True) -> list[tuple]:
     return out
 
 
-def _chunks(items: list, size: int) -> list[list]:
+def _chunks(items: list, workers: int) -> list[list]:
+    """Tasks per runner call: enough that workers rarely idle at a call's end, few enough that
+    the progress bar moves."""
+    size = max(1, 8 * workers)
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
@@ -49,7 +50,7 @@ def evaluate_pool(pool: list, runner, *, prompt_examples: bool = True,
     """Evidence for every task (runs the public + generated tests), a few tasks per runner call."""
     jobs = build_inputs(pool, prompt_examples)
     evals: list[PoolEval] = []
-    for chunk in _chunks(jobs, max(1, 2 * runner.workers)):
+    for chunk in _chunks(jobs, runner.workers):
         evs = runner.evaluate_many([(t, c, tests, None) for t, c, tests in chunk])
         evals += [PoolEval(t, c, ev) for (t, c, _), ev in zip(chunk, evs)]
         if progress:
@@ -60,7 +61,7 @@ def evaluate_pool(pool: list, runner, *, prompt_examples: bool = True,
 def hidden_correct(pool: list, runner, progress: Callable[[int], None] | None = None) -> list[dict[str, bool]]:
     """For scoring only: which candidates pass each task's hidden `check(candidate)`."""
     out: list[dict[str, bool]] = []
-    for chunk in _chunks(pool, max(1, 2 * runner.workers)):
+    for chunk in _chunks(pool, runner.workers):
         jobs = []
         for pt in chunk:
             task = pt.task()

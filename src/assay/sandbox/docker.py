@@ -1,16 +1,19 @@
-"""Docker backend: a warm pool of locked-down containers; one command per `exec`.
+"""Docker backend: a warm pool of locked-down containers, each running a small job agent.
 
-Each container runs `sleep` as `nobody` under docker-init (which reaps orphans) with no
-network, a read-only root, tmpfs /tmp and /workspace, memory/pids/CPU caps, no capabilities
-and no-new-privileges. A run checks one container out of the pool and execs a small shell
-wrapper as the `sandbox` user (uid 1000) whose stdin carries the caller's workspace as a tar
-(one round trip instead of put_archive; the daemon cannot see into tmpfs mounts anyway). We
-stream stdout/stderr with per-stream caps and a wall-clock deadline; the wrapper kills every
-uid-1000 process left (setsid grandchildren included) and reports whether the workspace
-changed, and only then is it copied back (a `tar -c` exec) so the caller's directory reflects
-the command's writes. A container that timed out, ran out of memory, flooded output or stopped
-is replaced in the background. Containers carry the labels `assay=sandbox` and
-`assay.run=<run_id>`; close(), atexit, SIGTERM/SIGHUP and `assay sandbox gc` remove them.
+Each container runs, under docker-init (which reaps orphans), a shell agent as root with only
+CAP_SETUID/SETGID/KILL, with no network, a read-only root, tmpfs /tmp and /workspace,
+memory/pids/CPU caps and no-new-privileges. A run checks one container out of the pool and
+sends the agent a job over the attached stdin (a header line, then a tar of the caller's
+workspace, the command's stdin and its argv/env): no `docker exec` and no put_archive per
+run. The agent runs the command as the `sandbox` user (uid 1000, no capabilities) with a
+cleared environment and rlimits; we demultiplex stdout/stderr with per-stream caps and a
+wall-clock deadline. After the command the agent kills every uid-1000 process left (setsid
+grandchildren included) and reports the exit code and whether the workspace changed; only
+then is it copied back (a `tar -c` exec) so the caller's directory reflects the writes. A
+container whose job timed out, ran out of memory, flooded output or did not end cleanly is
+replaced in the background. Containers carry the labels `assay=sandbox`, `assay.run=<run_id>`
+and `assay.owner=<host>:<pid>`; close(), atexit, SIGTERM/SIGHUP and `assay sandbox gc`
+remove them.
 """
 
 from __future__ import annotations
@@ -193,7 +196,7 @@ class DockerSandbox:
                    WORKDIR: tmpfs.format(self.tmpfs_mb) + f",mode=755,uid={SANDBOX_UID},gid={SANDBOX_UID}"},
             shm_size=f"{fsize_mb}m",
             working_dir=WORKDIR,
-            # tmpfs pages count towards the memory cgroup; + headroom for the wrapper shell.
+            # tmpfs pages count towards the memory cgroup; + headroom for the agent's shells.
             mem_limit=f"{memory_mb + 64}m",
             memswap_limit=f"{memory_mb + 64}m",
             pids_limit=pids + 2,  # + init and the agent
@@ -206,8 +209,6 @@ class DockerSandbox:
             name=f"assay-{self.run_id}-{uuid.uuid4().hex[:6]}",
         )
         box = _Container(c, key)
-        box.sock = self.api.attach_socket(c.id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
-        box.raw = getattr(box.sock, "_sock", box.sock)
         with self._lock:
             self._all[c.id] = box
             self.started.append(c.id)
@@ -215,6 +216,13 @@ class DockerSandbox:
         if closed:  # close() ran while we were starting it
             self._remove(box)
             raise RuntimeError("DockerSandbox is closed")
+        try:
+            box.sock = self.api.attach_socket(c.id, params={"stdin": 1, "stdout": 1, "stderr": 1,
+                                                            "stream": 1})
+        except Exception:
+            self._remove(box)
+            raise
+        box.raw = getattr(box.sock, "_sock", box.sock)
         return box
 
     def _checkout(self, limits: Limits) -> _Container:
@@ -250,12 +258,14 @@ class DockerSandbox:
         # Replace it in the background: the caller does not wait for the removal or the start.
         with self._lock:
             self._all.pop(box.c.id, None)
-            if self._closed:
-                self._remove(box)
-                return
-            t = threading.Thread(target=self._replace, args=(box,), daemon=True)
-            self._reapers = [r for r in self._reapers if r.is_alive()] + [t]
-        t.start()
+            closed = self._closed
+            if not closed:
+                t = threading.Thread(target=self._replace, args=(box,), daemon=True)
+                self._reapers = [r for r in self._reapers if r.is_alive()] + [t]
+        if closed:
+            self._remove(box)
+        else:
+            t.start()
 
     def _replace(self, box: _Container) -> None:
         self._remove(box)
@@ -318,6 +328,9 @@ class DockerSandbox:
         cpu = int(limits.cpu_s if limits.cpu_s is not None else limits.wall_s + 1) + 1
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": f"{WORKDIR}/{n}", "LANG": "C.UTF-8"}
         env.update(limits.env)
+        bad = [k for k in env if not k.isidentifier() or not k.isascii()]
+        if bad:
+            raise ValueError(f"environment variable names must be shell identifiers: {bad}")
         drop = sorted((self._image_env | {"OLDPWD"}) - set(env))
         script = (("unset " + " ".join(drop) + "\n" if drop else "")
                   + "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items())
@@ -333,7 +346,7 @@ class DockerSandbox:
         out, err, reason = _read_frames(box, start + limits.wall_s, cap, token, tail)
         if reason in ("timeout", "output"):
             self._kill_all(box)
-            _, _, end = _read_frames(box, time.monotonic() + 3.0, cap, token, tail, out, err)
+            _, _, end = _read_frames(box, time.monotonic() + 3.0, cap, token, tail, out, err, flood=False)
             if end != "done":
                 reason = reason or "eof"
         stderr = bytes(err["buf"])
@@ -396,7 +409,7 @@ class DockerSandbox:
         return out or b""
 
     def _kill_all(self, box: _Container) -> None:
-        """SIGKILL every uid-1000 process in the container (not init or the idle sleep)."""
+        """SIGKILL every uid-1000 process in the container (not init or the agent)."""
         import docker
 
         # Detached: the caller keeps draining the command's stream meanwhile, so the engine
@@ -506,7 +519,7 @@ def _feed(raw, data: bytes) -> None:
 
 
 def _read_frames(box: _Container, deadline: float, cap: int, token: str, tail: int,
-                 out: dict | None = None, err: dict | None = None):
+                 out: dict | None = None, err: dict | None = None, flood: bool = True):
     """Demultiplex docker's 8-byte-header frames from the agent until both end markers of the
     job arrived ("done"), the deadline ("timeout"), an output flood ("output"), or EOF ("eof").
     Output beyond `cap` (plus room for the markers) is dropped and flagged."""
@@ -543,7 +556,7 @@ def _read_frames(box: _Container, deadline: float, cap: int, token: str, tail: i
                 seen[kind] = True
             if seen[1] and seen[2]:
                 return out, err, "done"
-            if dropped > 4 * cap + _CHUNK:
+            if flood and dropped > 4 * cap + _CHUNK:
                 return out, err, "output"
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -572,7 +585,7 @@ def _pack(workspace: Path, top: str, stdin: bytes, script: str) -> bytes:
 
     with tarfile.open(fileobj=buf, mode="w") as tar:
         top_info = owner(tar.gettarinfo(str(workspace), arcname=top))
-        top_info.mode = 0o755  # the wrapper (root without DAC override) must enter it
+        top_info.mode = 0o755  # the agent (root without DAC override) must enter it
         tar.addfile(top_info)
         for child in sorted(os.listdir(workspace)):
             tar.add(str(workspace / child), arcname=f"{top}/{child}", filter=owner)

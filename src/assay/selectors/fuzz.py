@@ -6,9 +6,10 @@ point's type hints, perturbations of the shared inputs, and the model-written `g
 generators in task.metadata["input_generators"], which run only inside the sandbox), runs
 the programs of the top clusters on them through the runner, and re-clusters on the longer
 signatures. Where the best behaviours disagree it shrinks one disagreeing input to a minimal
-one, then settles: (1) more untrusted tests passed, (2) agreement on the disagreeing inputs
-(per input, the returned value with the most candidate weight wins; raising or timing out
-loses to returning), (3) the judge model, if there is one, (4) total weight.
+one, then settles: (1) agreement on the disagreeing inputs (per input, the returned value
+with the most candidate weight wins; raising or timing out loses to returning), (2) more
+untrusted tests passed, (3) the judge model, if there is one, (4) total weight. Option
+tests_first=True swaps (1) and (2).
 """
 
 from __future__ import annotations
@@ -46,6 +47,10 @@ class FuzzOptions:
     shrink_pairs: int = 2  # the winner against this many runners-up
     screen: int = 8  # inputs first run on every program, to spot hangers
     judge_k: int = 2
+    # settle by untrusted tests before agreement; off by default: on the cg16 dev pool, tests
+    # decided 12 tasks wrongly for 5 rightly, agreement 3 wrongly for 13 rightly
+    # (benches/results/fuzz_quality_cg16.md)
+    tests_first: bool = False
 
 
 class Fuzz:
@@ -69,13 +74,15 @@ class Fuzz:
         # groups that only raise or time out on the shared inputs lose to any that returns
         # something whatever fuzz finds, and hangers are expensive to run: leave them out
         working = [g for g in groups if not _all_failed(evidence, g[0])] or groups
-        programs, twin = _programs(pool, working[: opts.clusters], opts.max_programs)
+        programs, follow = _programs(pool, working[: opts.clusters], opts.max_programs)
         try:
             inputs, origin = _inputs(task, pool, evidence, ctx, opts, seed)
             inputs, outs = _run(task, ctx, programs, inputs, opts.screen)
         except BudgetExceeded as e:
             return _by_groups(pool, groups, ctx, f"fuzz: stopped ({e}); kept the behaviour-cluster order")
-        return _settle(task, pool, evidence, ctx, opts, groups, programs, twin, inputs, origin, outs)
+        if not inputs:
+            return _by_groups(pool, groups, ctx, "fuzz: no new input to run; kept the behaviour-cluster order")
+        return _settle(task, pool, evidence, ctx, opts, groups, programs, follow, inputs, origin, outs)
 
 
 # --- which programs, which inputs ---------------------------------------------------------------
@@ -83,25 +90,33 @@ class Fuzz:
 
 def _programs(pool: list[Candidate], groups: list[list[str]], cap: int):
     """Distinct programs of the given groups, round-robin across groups (so every group is
-    represented before any gets a second member); `twin` maps a duplicate to its program."""
+    represented before any gets a second member), at most `cap`. `follow` maps each member
+    that is not run to the run programs it stands with: a duplicate to its program, one over
+    the cap to the run programs of its group."""
     by_id = {c.id: c for c in pool}
     seen: dict[str, str] = {}
-    twin: dict[str, str] = {}
+    follow: dict[str, list[str]] = {}
+    over: dict[str, int] = {}
     queues = [[by_id[cid] for cid in g] for g in groups]
     programs: list[Candidate] = []
     while any(queues):
-        for q in queues:
+        for gi, q in enumerate(queues):
             while q:
                 c = q.pop(0)
                 key = c.content.strip()
                 if key in seen:
-                    twin[c.id] = seen[key]
+                    follow[c.id] = [seen[key]]
                     continue
                 if len(programs) < cap:
                     seen[key] = c.id
                     programs.append(c)
+                else:
+                    over[c.id] = gi
                 break
-    return programs, twin
+    run = {c.id for c in programs}
+    for cid, gi in over.items():
+        follow[cid] = [m for m in groups[gi] if m in run]
+    return programs, follow
 
 
 def _inputs(task: Task, pool: list[Candidate], evidence: Evidence, ctx: SelectContext,
@@ -179,25 +194,29 @@ def _all_failed(evidence: Evidence, cid: str) -> bool:
 # --- settling -----------------------------------------------------------------------------------
 
 
-def _settle(task, pool, evidence, ctx, opts, groups, programs, twin, inputs, origin, outs) -> Selection:
+def _settle(task, pool, evidence, ctx, opts, groups, programs, follow, inputs, origin, outs) -> Selection:
     by_id = {c.id: c for c in pool}
     # refined behaviour: the shared signature plus the outputs on the new inputs
     refined: dict[tuple, list[str]] = {}
     for c in programs:
         refined.setdefault((behaviour(evidence, c.id), tuple(outs[c.id])), []).append(c.id)
-    members = {key: list(cids) for key, cids in refined.items()}
-    for dup, orig in twin.items():
-        for key, cids in refined.items():
-            if orig in cids:
-                members[key].append(dup)
     keys = list(refined)
+    run_mass = {k: sum(weight(ctx, c) for c in refined[k]) for k in keys}
+    members = {key: list(cids) for key, cids in refined.items()}
+    for cid, alike in follow.items():
+        # a duplicate joins its program's behaviour; a member not run (over the cap) is taken
+        # to behave like the heaviest part of its cluster
+        homes = [k for k in keys if set(refined[k]) & set(alike)]
+        if homes:
+            members[max(homes, key=lambda k: run_mass[k])].append(cid)
     mass = {k: sum(weight(ctx, c) for c in members[k]) for k in keys}
     tests = {k: sum(untrusted_passes(evidence, c) for c in refined[k]) / len(refined[k]) for k in keys}
     disagree = [i for i in range(len(inputs)) if len({k[1][i] for k in keys}) > 1]
     agree = _agreement(keys, mass, disagree)
     failing = {k: bool(k[0] + k[1]) and all(o.startswith("!") for o in k[0] + k[1]) for k in keys}
     def strength(k: tuple) -> tuple:
-        return (failing[k], -tests[k], -agree[k], -mass[k])
+        first, second = (tests[k], agree[k]) if opts.tests_first else (agree[k], tests[k])
+        return (failing[k], -first, -second, -mass[k])
 
     order = sorted(keys, key=strength)
     rep = {k: refined[k][0] for k in keys}
@@ -217,7 +236,8 @@ def _settle(task, pool, evidence, ctx, opts, groups, programs, twin, inputs, ori
     except BudgetExceeded:
         pass  # settle with what we have
 
-    settled_by = "only behaviour" if len(order) == 1 else _reason(order, failing, tests, agree, mass)
+    settled_by = "only behaviour" if len(order) == 1 else _reason(order, failing, tests, agree, mass,
+                                                                  opts.tests_first)
     costs: list[Cost] = []
     if len(order) > 1 and settled_by in ("weight", "tie") and ctx.model is not None:
         order, settled_by = _judge(task, ctx, evidence, opts, order, rep, by_id, shrunk, costs)
@@ -264,14 +284,14 @@ def _agreement(keys: list[tuple], mass: dict, disagree: list[int]) -> dict[tuple
     return agree
 
 
-def _reason(order, failing, tests, agree, mass) -> str:
+def _reason(order, failing, tests, agree, mass, tests_first: bool) -> str:
     a, b = order[0], order[1]
     if failing[a] != failing[b]:
         return "the rival only raises"
-    if tests[a] != tests[b]:
-        return "tests"
-    if agree[a] != agree[b]:
-        return "agreement"
+    for name, val in ([("tests", tests), ("agreement", agree)] if tests_first
+                      else [("agreement", agree), ("tests", tests)]):
+        if val[a] != val[b]:
+            return name
     return "weight" if mass[a] != mass[b] else "tie"
 
 

@@ -38,6 +38,7 @@ _EXPLICIT = re.compile(
 _BOXED = re.compile(r"\\boxed\{\s*(?:\\text\{)?\s*([AB])\s*\}?\s*\}")
 _TAGGED = re.compile(r"<(?:verdict|answer)>\s*(?:" + _LABEL + r"\s*)?([AB])\s*</(?:verdict|answer)>", re.I)
 _NAMED = re.compile(r"\b" + _LABEL + r"\s*\(?([AB])\b\)?", re.IGNORECASE)
+_SUBJECT = re.compile(r"\b([AB])\b\s+is\s+(?:the\s+)?(?:more\s+)?(?:correct|better|right)\b")
 _TIE = re.compile(r"\b(?:tie|both|neither|equal(?:ly)?|cannot decide|can't decide|undecided)\b", re.I)
 
 
@@ -64,7 +65,7 @@ def parse_verdict(text: str) -> str | None:
         return lines[-1]
     if lines and lines[-1].upper() in ("A", "B") and len(text.strip()) <= 3:
         return lines[-1].upper()
-    named = {m.group(1).upper() for m in _NAMED.finditer(text)}
+    named = {m.group(1).upper() for m in _NAMED.finditer(text)} | set(_SUBJECT.findall(text))
     if len(named) == 1 and not _TIE.search(text):
         return named.pop()
     return None
