@@ -4,16 +4,25 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+STAMP := $(VENV)/.installed-base
+TEST_STAMP := $(VENV)/.installed-test
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test bench-exec clean system-deps
+.PHONY: setup setup-test demo test bench-exec clean system-deps
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+$(VENV)/bin/python:
+	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+
+$(STAMP): pyproject.toml | $(VENV)/bin/python
+	$(BIN)/pip install -q -e .
 	touch $(STAMP)
+
+# The tests also cover kernel mode on the CPU, so they install the kernels extra (torch,
+# triton: about 1.5 minutes and 5 GB from PyPI) besides the test tools.
+$(TEST_STAMP): pyproject.toml | $(VENV)/bin/python
+	$(BIN)/pip install -q -e '.[dev,kernels]'
+	touch $(STAMP) $(TEST_STAMP)
 
 # bubblewrap is the local sandbox; install it when missing and we may (root + apt).
 system-deps:
@@ -27,10 +36,12 @@ system-deps:
 
 setup: system-deps $(STAMP)
 
+setup-test: system-deps $(TEST_STAMP)
+
 demo: setup
 	$(BIN)/assay demo
 
-test: setup
+test: setup-test
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 bench-exec: setup

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -99,7 +100,7 @@ def main() -> None:
 
     nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
     meta = {
-        "command": "python " + " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:]),
+        "command": "python " + shlex.join([Path(sys.argv[0]).as_posix()] + sys.argv[1:]),
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{os.cpu_count()} cores (nproc {nproc}), {cpu_model()}", "shared_machine": True,
         "seed": args.seed, "pool": args.pool, "tasks": len(evals),

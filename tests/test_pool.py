@@ -3,7 +3,7 @@ import json
 import pytest
 
 from assay.errors import UserError
-from assay.pool import load_pool, prompt_examples
+from assay.pool import load_pool
 
 GOOD = {"task_id": "T/0", "prompt": "def inc(x):\n    \"\"\"\n    >>> inc(1)\n    2\n    \"\"\"\n",
         "entry_point": "inc", "candidates": ["def inc(x):\n    return x + 1\n"],
@@ -19,7 +19,7 @@ def write(tmp_path, rows):
 
 def test_load_pool_builds_selector_inputs_without_the_hidden_test(tmp_path):
     (t,) = load_pool(write(tmp_path, [GOOD]))
-    task = t.task(prompt_examples(t.prompt, t.entry_point))
+    task = t.task(prompt_examples=True)
     assert [p.source for p in task.public_tests] == ["assert inc(1) == 2"]
     assert all(p.trusted for p in task.public_tests)
     assert "check" not in task.model_dump_json()
@@ -31,7 +31,8 @@ def test_load_pool_builds_selector_inputs_without_the_hidden_test(tmp_path):
 
 def test_pool_public_tests_win_over_derived_ones(tmp_path):
     (t,) = load_pool(write(tmp_path, [dict(GOOD, public_tests=["assert inc(5) == 6"])]))
-    assert [p.source for p in t.task(["assert inc(1) == 2"]).public_tests] == ["assert inc(5) == 6"]
+    assert [p.source for p in t.task(prompt_examples=True).public_tests] == ["assert inc(5) == 6"]
+    assert t.task(prompt_examples=True).metadata["public_tests_from"] == "pool"
 
 
 @pytest.mark.parametrize("field", ["task_id", "prompt", "entry_point", "candidates", "hidden_test"])
@@ -53,9 +54,16 @@ def test_bad_json_wrong_types_duplicates_and_missing_file(tmp_path):
         load_pool(tmp_path / "nope.jsonl")
 
 
-def test_prompt_examples_reads_doctests_and_arrow_examples():
+def test_prompt_examples_read_doctests_and_arrow_examples(tmp_path):
     prompt = ('def f(a, b):\n    """Examples:\n    f(1, 2) ➞ 3\n    f(2, 2) ==> 4\n    f(5, 5) = 10\n'
               '    f(0, 0) returns 0.\n    f(n) = n + 1, if n is odd.\n    >>> f(3, 4)\n    7\n    """\n')
-    assert prompt_examples(prompt, "f") == [
+    (t,) = load_pool(write(tmp_path, [dict(GOOD, prompt=prompt, entry_point="f")]))
+    task = t.task(prompt_examples=True)
+    # `f(n) = n + 1` defines f with a free name: not an example (it could only raise NameError)
+    assert [p.source for p in task.public_tests] == [
         "assert f(3, 4) == 7", "assert f(1, 2) == 3", "assert f(2, 2) == 4", "assert f(5, 5) == 10",
-        "assert f(0, 0) == 0", "assert f(n) == n + 1"]
+        "assert f(0, 0) == 0"]
+    assert [(p.id, p.origin, p.trusted) for p in task.public_tests] == [
+        (f"p{i}", "public", True) for i in range(5)]
+    assert task.metadata["public_tests_from"] == "docstring"
+    assert t.task().public_tests == []  # examples only when asked for

@@ -21,7 +21,8 @@ from assay.selectors.fuzz import Fuzz
 from assay.selectors.judge import parse_verdict
 from assay.selectors.sstar import SStar, parse_inputs
 from assay.selectors.tournament import Tournament
-from assay.types import Candidate, Task, TestCase
+from assay.types import Candidate, Task
+from assay.types import TestCase as Case  # not "Test*": pytest would try to collect it
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +42,8 @@ def _cands(task: Task, bodies: dict[str, str]) -> list[Candidate]:
     return [Candidate(id=cid, task_id=task.id, content=head.rstrip() + "\n" + body) for cid, body in bodies.items()]
 
 
-def _tests(*asserts: str) -> list[TestCase]:
-    return [TestCase(id=f"g{i}", source=a, origin="generated", trusted=False) for i, a in enumerate(asserts)]
+def _tests(*asserts: str) -> list[Case]:
+    return [Case(id=f"g{i}", source=a, origin="generated", trusted=False) for i, a in enumerate(asserts)]
 
 
 def _ctx(runner, model=None, seed=0, **options) -> SelectContext:

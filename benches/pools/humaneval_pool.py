@@ -103,7 +103,7 @@ def _perturb(value: str, rng: random.Random) -> str:
 
 
 def build_task(problem: dict, rng: random.Random, n_inputs: int = 6) -> dict:
-    from assay.pool import prompt_examples
+    from assay.agent.testgen import public_tests_from_docstring
 
     prompt, ep, body = problem["prompt"], problem["entry_point"], problem["canonical_solution"]
     canonical = prompt + body
@@ -121,7 +121,7 @@ def build_task(problem: dict, rng: random.Random, n_inputs: int = 6) -> dict:
     cands.append(prompt + "    return (\n")  # does not load
     # inputs: the prompt's examples, then the hidden test's first calls
     inputs: list[str] = []
-    for src in prompt_examples(prompt, ep) + [problem["test"]]:
+    for src in [t.source for t in public_tests_from_docstring(prompt, ep)] + [problem["test"]]:
         for a in _call_args(src, {ep, "candidate"}):
             if a not in inputs:
                 inputs.append(a)

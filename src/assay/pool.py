@@ -7,10 +7,7 @@ carry it; only `.hidden_check()` does, and only the scorer calls that.
 
 from __future__ import annotations
 
-import ast
-import doctest
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from assay.errors import UserError
@@ -30,12 +27,18 @@ class PoolTask:
     public_tests: list[str]
     hidden_test: str = field(repr=False)
 
-    def task(self, derived_public: list[str] | None = None) -> Task:
+    def task(self, prompt_examples: bool = False) -> Task:
         """The Task a selector sees: prompt and trusted public tests, never the hidden test.
 
-        `derived_public` (e.g. asserts taken from the prompt's `>>>` examples) is used only
-        when the pool gives no public tests of its own."""
-        public = self.public_tests or list(derived_public or [])
+        With `prompt_examples`, a task whose pool row gives no public tests gets the worked
+        examples of its prompt instead (`testgen.public_tests_from_docstring`, the extractor
+        the search pipeline uses). The statement is legitimately available to a selector, so
+        these are trusted tests."""
+        public = list(self.public_tests)
+        if not public and prompt_examples:
+            from assay.agent.testgen import public_tests_from_docstring
+
+            public = [t.source for t in public_tests_from_docstring(self.prompt, self.entry_point)]
         origin = "pool" if self.public_tests else "docstring"
         return Task(
             id=self.task_id,
@@ -115,87 +118,3 @@ def write_pool(path: str | Path, tasks: list[dict]) -> None:
     with Path(path).open("w", encoding="utf-8") as f:
         for t in tasks:
             f.write(json.dumps(t) + "\n")
-
-
-_SEPARATORS = re.compile(r"^\s*(?:#\s*)?(?:==>|=>|➞|->|==|=|returns|should return|# returns)\s*")
-
-
-def _expr_prefix(text: str) -> str | None:
-    """The longest prefix of `text` that parses as a Python expression."""
-    text = text.strip()
-    for end in range(len(text), 0, -1):
-        chunk = text[:end].rstrip(" .,;")
-        if not chunk:
-            continue
-        try:
-            body = ast.parse(chunk, mode="eval").body
-        except SyntaxError:
-            continue
-        if isinstance(body, ast.Tuple) and not chunk.startswith("("):
-            continue  # "y, if n is odd": prose after a comma, not a tuple
-        return chunk
-    return None
-
-
-def _call_at(line: str, start: int) -> tuple[str, str] | None:
-    """(call source, rest of line) for the call starting at `start`, if it closes on this line."""
-    for end in range(start, len(line)):
-        if line[end] == ")":
-            call = line[start:end + 1]
-            try:
-                if isinstance(ast.parse(call, mode="eval").body, ast.Call):
-                    return call, line[end + 1:]
-            except SyntaxError:
-                continue
-    return None
-
-
-def prompt_examples(prompt: str, entry_point: str) -> list[str]:
-    """Asserts from the worked examples in a problem statement: `>>> f(x)` doctests and lines
-    like `f(x) ==> y`, `f(x) ➞ y`, `f(x) = y`, `f(x) returns y`.
-
-    The statement is legitimately available to a selector, so these are trusted tests. An
-    example that does not parse is skipped; one that is wrong (or prose that happens to parse)
-    makes every candidate fail it, which the `public` filter tolerates: it keeps the candidates
-    passing the most trusted tests, not only those passing all. (The agent's
-    `testgen.public_tests_from_docstring` is stricter and misses `f(x) = y` lines, which cost
-    0.018 selected pass@1 on the dev pool; see benches/results/select_quality.md.)"""
-    out: dict[str, None] = {}
-
-    def add(call: str, want: str) -> None:
-        text = f"assert {call} == {want}"
-        try:
-            ast.parse(text)
-        except SyntaxError:
-            return
-        out.setdefault(text, None)
-
-    try:
-        examples = doctest.DocTestParser().get_examples(prompt)
-    except ValueError:
-        examples = []
-    for ex in examples:
-        want_lines = []
-        for w in ex.want.strip().splitlines():
-            if w.strip() in ('"""', "'''"):
-                break
-            want_lines.append(w.strip())
-        want = " ".join(want_lines)
-        src = ex.source.strip()
-        if entry_point in src and want and "\n" not in src and not want.startswith("Traceback"):
-            add(src, want)
-    for line in prompt.splitlines():
-        if line.lstrip().startswith((">>>", "def ")):
-            continue
-        for m in re.finditer(rf"\b{re.escape(entry_point)}\(", line):
-            found = _call_at(line, m.start())
-            if found is None:
-                continue
-            call, rest = found
-            sep = _SEPARATORS.match(rest)
-            if sep is None:
-                continue
-            want = _expr_prefix(rest[sep.end():].split(" # ")[0])
-            if want is not None:
-                add(call, want)
-    return list(out)

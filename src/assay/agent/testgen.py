@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import doctest
+import inspect
 import logging
 import re
 from typing import Any
@@ -19,16 +20,41 @@ log = logging.getLogger("assay.testgen")
 SYSTEM = "You are an expert Python programmer and a careful tester."
 
 
-def _docstring_of(prompt: str, entry_point: str) -> str:
-    """The entry point's docstring when the prompt parses, else the whole prompt."""
+def _docstring_node(prompt: str, entry_point: str) -> ast.Expr | None:
     try:
         tree = ast.parse(prompt)
     except SyntaxError:
-        return prompt
+        return None
     for node in ast.walk(tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == entry_point:
-            return ast.get_docstring(node, clean=True) or ""
-    return prompt
+            first = node.body[0] if node.body else None
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) \
+                    and isinstance(first.value.value, str):
+                return first
+            return None
+    return None
+
+
+def _docstring_of(prompt: str, entry_point: str) -> str:
+    """The entry point's docstring when the prompt parses, else the whole prompt."""
+    try:
+        ast.parse(prompt)
+    except SyntaxError:
+        return prompt
+    node = _docstring_node(prompt, entry_point)
+    return inspect.cleandoc(node.value.value) if node is not None else ""
+
+
+def _raw_docstring(prompt: str, entry_point: str) -> str:
+    """The docstring as written in the source, escapes unprocessed: `>>> f("a\\nb")` in a
+    non-raw docstring is a real newline once evaluated, which breaks the doctest (HumanEval/51)."""
+    node = _docstring_node(prompt, entry_point)
+    seg = ast.get_source_segment(prompt, node) if node is not None else None
+    if not seg:
+        return ""
+    seg = seg.lstrip("rRuUbB")
+    quote = seg[:3] if seg[:3] in ('"""', "'''") else seg[:1]
+    return seg[len(quote):len(seg) - len(quote)]
 
 
 def _calls_entry(src: str, entry_point: str) -> bool:
@@ -62,33 +88,91 @@ def _example_assert(source: str, want: str) -> str | None:
     return f"assert {source} == {want}"
 
 
-_ARROW = re.compile(r"\s*(?:==>|=>|➞|->|→|==|should return|returns|return)\s*")
+_SEPARATOR = re.compile(r"\s*(?:#\s*)?(?:==>|=>|➞|->|→|==|=|should return|returns|return)\s*")
+# what may follow an expected value on its line: nothing, punctuation, or a remark in parentheses
+_TAIL = re.compile(r"[\s.,;:]*(?:\s\(.*)?")
+
+
+def _literal(text: str) -> str | None:
+    """The Python literal `text` starts with, when only a remark may follow it: `'No' (the
+    name should...)` gives `'No'`, `""aaa"` and `1 + 2` give None. `("Venus")` is refused:
+    a one-element tuple written without its comma (HumanEval/148)."""
+    text = text.split("  #")[0].split(" # ")[0].strip()
+    for end in range(len(text), 0, -1):
+        if not _TAIL.fullmatch(text[end:]):
+            continue
+        chunk = text[:end].rstrip(" .,;:")  # `should return 16.` ends a sentence, not a float
+        if not chunk:
+            continue
+        try:
+            value = ast.literal_eval(chunk)
+        except (SyntaxError, ValueError, TypeError, MemoryError, RecursionError):
+            continue
+        if isinstance(value, tuple) and not chunk.startswith("("):
+            continue  # `3, if n is odd`: prose after a comma
+        if chunk.startswith("(") and not isinstance(value, tuple):
+            return None
+        return chunk
+    return None
+
+
+def _expected(rest: str) -> str | None:
+    """The expected value after a separator: a literal, or the literal ending a worked
+    calculation (`19 - 5 - 6 = 8`, `1 + 9 + 0 + 0 = 10`)."""
+    want = _literal(rest)
+    if want is not None or " = " not in rest:
+        return want
+    *work, last = rest.split(" = ")
+    try:
+        for step in work:
+            ast.parse(step.strip(), mode="eval")
+    except SyntaxError:
+        return None
+    return _literal(last)
+
+
+def _call_at(line: str, start: int) -> tuple[ast.Call, str] | None:
+    """(the call starting at `start`, the rest of the line), if the call closes on this line."""
+    for end in range(start, len(line)):
+        if line[end] != ")":
+            continue
+        try:
+            expr = ast.parse(line[start:end + 1], mode="eval").body
+        except SyntaxError:
+            continue
+        return (expr, line[end + 1:]) if isinstance(expr, ast.Call) else None
+    return None
 
 
 def _prose_examples(doc: str, entry_point: str) -> list[tuple[str, str]]:
-    """`f(1, 2) ==> 3`, `f(x) ➞ True`, `f("a") should return 'A'.` lines (HumanEval's later
-    problems): (call source, expected literal) where both parse and the value is a literal."""
+    """Examples written as prose lines, anywhere on a line: `f(1, 2) ==> 3`, `* f(x) ➞ True`,
+    `f(x) = y`, `f(x)  # returns y`, `... and f("a") should return 'A'.` (HumanEval's later
+    problems): (call source, expected literal), for calls whose arguments are all literals
+    (`f(n) = n + 1` is a definition, not an example)."""
+    # `tri(n) = tri(n - 1) + ...`: a recurrence; its `=` lines give the sequence's values, not
+    # the function's results (HumanEval/130's tri returns a list)
+    recurrence = re.search(rf"(?m)\b{re.escape(entry_point)}\(.*\)\s*=[^=>].*\b{re.escape(entry_point)}\(",
+                           doc) is not None
     out = []
     for line in doc.splitlines():
-        line = re.sub(r"^\s*(?:for\s+)?", "", line).split("  #")[0].strip()
-        if not line.startswith(entry_point + "(") or line.startswith(">>>"):
+        if line.lstrip().startswith((">>>", "...", "def ")):
             continue
-        for m in _ARROW.finditer(line):
-            call, want = line[:m.start()].strip(), line[m.end():].strip().rstrip(".").strip()
-            try:
-                expr = ast.parse(call, mode="eval").body
-                value = ast.literal_eval(want)
-                if isinstance(expr, ast.Call):
-                    for arg in [*expr.args, *(k.value for k in expr.keywords)]:
-                        ast.literal_eval(arg)  # literal arguments only (`f(a)` is prose)
-            except (SyntaxError, ValueError, TypeError, MemoryError, RecursionError):
+        for m in re.finditer(rf"(?<![\w.]){re.escape(entry_point)}\(", line):
+            found = _call_at(line, m.start())
+            if found is None:
                 continue
-            if want.startswith("(") and not isinstance(value, tuple):
-                continue  # `("Venus")`: a one-element tuple written without its comma
-            if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name) \
-                    and expr.func.id == entry_point:
-                out.append((call, want))
-                break
+            call, rest = found
+            sep = _SEPARATOR.match(rest)
+            if sep is None or (recurrence and sep.group().strip() == "="):
+                continue
+            try:
+                for arg in [*call.args, *(k.value for k in call.keywords)]:
+                    ast.literal_eval(arg)  # literal arguments only (`f(a)` is prose)
+            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                continue
+            want = _expected(rest[sep.end():])
+            if want is not None:
+                out.append((ast.unparse(call), want))
     return out
 
 
@@ -97,10 +181,9 @@ def public_tests_from_docstring(prompt: str, entry_point: str) -> list[TestCase]
     tests): `>>>` doctest examples, and `f(args) ==> value` style lines. Statement examples
     (`>>> x = 3`) become setup for the later ones."""
     doc = _docstring_of(prompt, entry_point)
-    try:
-        examples = [(ex.source, ex.want) for ex in doctest.DocTestParser().get_examples(doc)]
-    except ValueError:  # inconsistent indentation inside the docstring
-        examples = []
+    examples = _doctest_examples(doc)
+    if examples is None:  # e.g. an escaped newline inside an example, evaluated: use the source text
+        examples = _doctest_examples(_raw_docstring(prompt, entry_point)) or []
     examples += _prose_examples(doc, entry_point)
     tests: list[TestCase] = []
     setup: list[str] = []
@@ -124,6 +207,14 @@ def public_tests_from_docstring(prompt: str, entry_point: str) -> list[TestCase]
         full = "\n".join([*setup, check])
         tests.append(TestCase(id=f"public_{len(tests)}", source=full, origin="public", trusted=True))
     return tests
+
+
+def _doctest_examples(doc: str) -> list[tuple[str, str]] | None:
+    """(source, want) of the `>>>` examples; None when the text is not valid doctest."""
+    try:
+        return [(ex.source, ex.want) for ex in doctest.DocTestParser().get_examples(doc)]
+    except ValueError:  # inconsistent indentation inside the docstring
+        return None
 
 
 def _parses(src: str) -> bool:

@@ -29,11 +29,9 @@ class PoolEval:
 
 def build_inputs(pool: list, prompt_examples: bool = True) -> list[tuple]:
     """(task, candidates, tests) per pool task; trusted public tests first, then generated."""
-    from assay.pool import prompt_examples as examples
-
     out = []
     for pt in pool:
-        task = pt.task(examples(pt.prompt, pt.entry_point) if prompt_examples else None)
+        task = pt.task(prompt_examples)
         out.append((task, pt.candidate_list(), list(task.public_tests) + pt.generated()))
     return out
 
