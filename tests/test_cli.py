@@ -60,6 +60,7 @@ def test_solve_with_a_replayed_model_prints_the_chosen_program(tmp_path):
              "--selector", "public|dedup|codet"], tmp_path)
     assert r.returncode == 0, r.stderr
     assert "abs(a) + abs(b)" in r.stdout and "chosen" in r.stdout
+    assert "(1 trusted)" in r.stdout  # the >>> example inside the Markdown code block
     results = list((tmp_path / "runs").glob("solve-*/problem/result.py"))
     assert len(results) == 1 and "abs(a)" in results[0].read_text()
     # the same command again resumes from the run store (the recording is used up, so a
@@ -98,3 +99,21 @@ def test_demo_runs_offline_and_picks_correct_programs(tmp_path):
     # variant passes HumanEval's own hidden test), so zero-shot pass@1 is 10/15.
     assert abs(s["zero_shot_pass1"] - 10 / 15) < 1e-9
     assert s["selected_pass1"] == 1.0
+
+
+def test_problem_file_examples_and_entry_point(tmp_path):
+    from assay.errors import UserError
+    from assay.problem import load_problem
+
+    p = tmp_path / "p.md"
+    p.write_text(PROBLEM + "\n```python\nassert add_abs(-2, 0) == 2\n```\n")
+    task = load_problem(p)
+    assert task.entry_point == "add_abs"
+    assert sorted(t.source for t in task.public_tests) == sorted(
+        ["assert add_abs(1, 2) == 3", "assert add_abs(-2, 0) == 2"])
+    assert all(t.trusted and t.origin == "public" for t in task.public_tests)
+    (tmp_path / "none.md").write_text("Write something clever.\n")
+    import pytest
+
+    with pytest.raises(UserError, match="no function signature"):
+        load_problem(tmp_path / "none.md")

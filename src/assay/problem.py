@@ -39,7 +39,7 @@ def load_problem(path: Path, entry_point: str | None = None) -> Task:
     from assay.agent.testgen import public_tests_from_docstring
     from assay.asserts import parse_asserts
 
-    tests = list(public_tests_from_docstring(text, entry_point))
+    tests = list(public_tests_from_docstring(code, entry_point))
     seen = {t.source for t in tests}
     for src in parse_asserts(code, entry_point):
         if src not in seen:

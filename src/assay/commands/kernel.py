@@ -48,33 +48,19 @@ def _config(*, device: str, backend: str | None, tolerance: float | None, trials
 
 
 def _sandbox(name: str | None, unsafe: bool, device: str):
-    """CPU runs use the configured Sandbox; CUDA runs use a plain child process with rlimits,
-    because the Sandbox protocol has no way yet to bind /dev/nvidia* into bubblewrap."""
+    """Candidates build and run in the local sandbox with this venv read-only (and /dev/nvidia*
+    on CUDA); a plain child process only with --unsafe-no-sandbox."""
     from assay.config import load_settings
+    from assay.kernels.sandbox import kernel_sandbox
     from assay.sandbox.base import make_sandbox
 
     settings = load_settings({"sandbox": name, "unsafe_no_sandbox": unsafe or None})
-    if device != "cpu":
-        return None
-    if settings.sandbox == "docker" and not settings.unsafe_no_sandbox:
+    if settings.unsafe_no_sandbox:
+        return make_sandbox(settings.sandbox, unsafe_no_sandbox=True)
+    if settings.sandbox == "docker":
         raise UserError("kernel mode cannot use the docker sandbox (its image has no torch); "
                         "use --sandbox local.")
-    sb = make_sandbox(settings.sandbox, unsafe_no_sandbox=settings.unsafe_no_sandbox)
-    if settings.unsafe_no_sandbox or _sees_torch(sb):
-        return sb
-    print(f"assay: warning: the {sb.name} sandbox's Python cannot import torch (it does not see this "
-          "virtualenv), so kernel candidates run in a plain child process with rlimits.", file=sys.stderr)
-    return None
-
-
-def _sees_torch(sb) -> bool:
-    import tempfile
-
-    from assay.sandbox.base import Limits
-
-    with tempfile.TemporaryDirectory() as d:
-        res = sb.run([sb.python(), "-c", "import torch"], Path(d), Limits(wall_s=120, memory_mb=16384, pids=256))
-    return res.exit_code == 0
+    return kernel_sandbox(device)
 
 
 def _load_problems(problem: Path | None, problems_dir: str | None, level: int | None, ids: str | None,

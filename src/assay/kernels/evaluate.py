@@ -3,6 +3,11 @@
 Builds run in their own process with their own build directory (one per candidate source
 hash, which is also the build cache) and a timeout; many build in parallel on CPU threads
 while evaluations (which own the GPU) run one at a time.
+
+Every build and evaluation process runs candidate code, so it runs in a sandbox (by default
+kernels/sandbox.py's: bubblewrap, the venv read-only, the build directory as the writable
+workspace, no network, /dev/nvidia* on CUDA). Only an UnsafeSandbox (--unsafe-no-sandbox)
+gets a plain child process with rlimits.
 """
 
 from __future__ import annotations
@@ -125,18 +130,27 @@ def require_torch() -> None:
 
 
 class KernelEvaluator:
-    """Runs candidates through the protocol. `sandbox=None` (or a CUDA device, which bubblewrap
-    cannot reach without /dev/nvidia* binds) uses a plain child process with rlimits."""
+    """Runs candidates through the protocol. `sandbox=None`: kernel_sandbox(device), made at
+    first use; an UnsafeSandbox (--unsafe-no-sandbox only) means a plain child process."""
 
     def __init__(self, config: EvalConfig, sandbox: Sandbox | None = None) -> None:
         self.config = config
-        self.sandbox = sandbox
+        self._sandbox = sandbox
         self.cache = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
         self.cache.mkdir(parents=True, exist_ok=True)
         self._locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
 
     # -- processes -------------------------------------------------------------------------
+    @property
+    def sandbox(self) -> Sandbox:
+        with self._lock:
+            if self._sandbox is None:
+                from assay.kernels.sandbox import kernel_sandbox
+
+                self._sandbox = kernel_sandbox(self.config.device)
+            return self._sandbox
+
     def _env(self, ws: Path, mode: str) -> dict[str, str]:
         bindir = str(Path(sys.executable).parent)
         env = {
@@ -145,6 +159,8 @@ class KernelEvaluator:
             "TORCH_EXTENSIONS_DIR": "build", "TRITON_CACHE_DIR": "triton",  # a sandbox may remount
             "MAX_JOBS": os.environ.get("MAX_JOBS", "4"), "PYTHONDONTWRITEBYTECODE": "1",
             "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
+            # the sandbox uid has no passwd entry; getpass.getuser() (torch.compile's cache) needs one
+            "USER": "sandbox", "LOGNAME": "sandbox",
         }
         for k in ("CUDA_HOME", "TORCH_CUDA_ARCH_LIST", "CUDA_VISIBLE_DEVICES", "CC", "CXX"):
             if k in os.environ:
@@ -164,14 +180,15 @@ class KernelEvaluator:
         here = Path(__file__).parent
         shutil.copyfile(here / "worker.py", ws / "assay_kernel_worker.py")
         shutil.copyfile(here / "timing.py", ws / "assay_kernel_timing.py")
-        cmd = [sys.executable if self.sandbox is None else self.sandbox.python(), "assay_kernel_worker.py",
-               spec_path.name]
+        sandbox = self.sandbox
+        cmd = [sandbox.python(), "assay_kernel_worker.py", spec_path.name]
         env = self._env(ws, spec["mode"])
-        if self.sandbox is not None and not self.config.is_cuda:
-            limits = Limits(wall_s=timeout, memory_mb=self.config.memory_mb, pids=256, fsize_mb=512,
+        if sandbox.name != "unsafe":
+            # memory: the sandbox's cgroup (with /dev/nvidia* bound it sets no RLIMIT_AS)
+            limits = Limits(wall_s=timeout, memory_mb=self.config.memory_mb, pids=512, fsize_mb=1024,
                             output_bytes=1 << 20, env=env)
-            res = self.sandbox.run(cmd, ws, limits, stdin=(nonce + "\n").encode())
-        else:
+            res = sandbox.run(cmd, ws, limits, stdin=(nonce + "\n").encode())
+        else:  # --unsafe-no-sandbox: a plain child process
             res = run_process(cmd, cwd=str(ws), env=env, wall_s=timeout, output_bytes=1 << 20,
                               stdin=(nonce + "\n").encode(),
                               # no address-space cap on CUDA: the driver reserves far more than it uses

@@ -20,6 +20,12 @@ waits, we set that process's rlimits (prlimit) and move it into this run's memor
 cgroups, then let it start the command, which inherits both. Where cgroups are not writable,
 memory falls back to RLIMIT_AS and processes to RLIMIT_NPROC. The interpreter's site-packages
 are hidden (stdlib only, like the docker image) unless site_packages=True.
+
+Kernel mode needs more: `ro_paths` binds extra host paths read-only at the same path (a
+virtualenv's prefix and site-packages), `python_path` makes python() return that interpreter
+(e.g. the venv's sys.executable, which finds its pyvenv.cfg next to it), and `dev_paths` binds
+device nodes (/dev/nvidia*) with --dev-bind-try. CUDA reserves far more address space than it
+uses, so with dev_paths there is no RLIMIT_AS: memory is the cgroup's limit alone.
 """
 
 from __future__ import annotations
@@ -357,10 +363,16 @@ def _chown_tree(root: Path, uid: int, gid: int) -> None:
 class LocalSandbox:
     name = "local"
 
-    def __init__(self, *, cgroups: bool = True, site_packages: bool = False, self_check: bool = True):
+    def __init__(self, *, cgroups: bool = True, site_packages: bool = False, self_check: bool = True,
+                 ro_paths: list[str] | tuple[str, ...] = (), dev_paths: list[str] | tuple[str, ...] = (),
+                 python_path: str | None = None):
         """`site_packages=False` hides the interpreter's site-packages inside: sandboxed code
         gets the stdlib only (as in the docker image), and starts faster. `self_check` runs
-        `true` once so that a machine where bwrap cannot work fails here, not per candidate."""
+        `true` once so that a machine where bwrap cannot work fails here, not per candidate.
+        `ro_paths`: host paths bound read-only at the same path (missing ones are skipped).
+        `dev_paths`: device nodes bound read-write where they exist (then no RLIMIT_AS).
+        `python_path`: what python() returns (unresolved, so a venv's interpreter stays a venv);
+        it must be visible inside, e.g. under one of `ro_paths`."""
         bwrap = shutil.which("bwrap")
         if bwrap is None:
             raise SandboxUnavailable(UNAVAILABLE)
@@ -374,8 +386,12 @@ class LocalSandbox:
                                          "sandbox needs it to drop to an unprivileged uid; install util-linux, "
                                          "or use --sandbox docker")
         self._prefix = os.path.realpath(sys.base_prefix)
-        self._python = os.path.realpath(os.path.join(sys.base_prefix, "bin", "python3"))
+        self._python = python_path or os.path.realpath(os.path.join(sys.base_prefix, "bin", "python3"))
+        self.dev_paths = [d for d in dev_paths if os.path.exists(d)]
         self.cgroups = CgroupLayout.detect() if cgroups else CgroupLayout()
+        if self.dev_paths and self.cgroups.memory is None:
+            log.warning("device nodes are bound but no memory cgroup is writable here: sandboxed runs "
+                        "have no memory limit (RLIMIT_AS would break CUDA)")
         self._mounts = self._system_mounts()
         if not site_packages:
             hide = {sysconfig.get_path(k, "posix_prefix", vars={"base": self._prefix, "platbase": self._prefix})
@@ -383,7 +399,9 @@ class LocalSandbox:
             for d in sorted(hide):
                 if os.path.isdir(d):
                     self._mounts += ["--tmpfs", d]
-        self._path = ":".join(dict.fromkeys([os.path.join(self._prefix, "bin"), "/usr/local/bin", "/usr/bin", "/bin"]))
+        self._extra = self._ro_mounts(ro_paths)  # after /tmp and /dev: may lie under them
+        bins = [os.path.dirname(python_path)] if python_path else []
+        self._path = ":".join(dict.fromkeys(bins + [os.path.join(self._prefix, "bin"), "/usr/local/bin", "/usr/bin", "/bin"]))
         if self_check:
             self._check()
 
@@ -522,19 +540,27 @@ class LocalSandbox:
         for f in _ETC_MASK_FILES:
             if os.path.isfile(f) and not os.path.islink(f):
                 args += ["--ro-bind", "/dev/null", f]
-        if not any(self._prefix == b or self._prefix.startswith(b + "/") for b in bound):
-            # bwrap would create the missing parents (e.g. /root) 0700: unsearchable by the uid
-            parts = Path(self._prefix).parts[1:-1]
-            for i in range(1, len(parts) + 1):
-                args += ["--perms", "0755", "--dir", "/" + "/".join(parts[:i])]
-            args += ["--ro-bind", self._prefix, self._prefix]
+        if not _covered(self._prefix, bound):
+            args += _ro_bind_with_parents(self._prefix)
+        self._bound = bound + [self._prefix]
+        return args
+
+    def _ro_mounts(self, paths) -> list[str]:
+        """Read-only binds for `ro_paths`, each at its host path, skipping what is already visible.
+        Symlinks are resolved (the target is what gets bound) and missing paths are skipped."""
+        args: list[str] = []
+        for p in dict.fromkeys(os.path.realpath(p) for p in paths):
+            if not os.path.exists(p) or _covered(p, self._bound):
+                continue
+            args += _ro_bind_with_parents(p)
+            self._bound.append(p)
         return args
 
     def _rlimits(self, limits: Limits, cg: "_RunCgroups | None", slot_uid: bool) -> list[tuple[int, int]]:
         cpu = limits.cpu_s if limits.cpu_s is not None else limits.wall_s + 1
         out = [(resource.RLIMIT_CPU, int(cpu) + 1), (resource.RLIMIT_FSIZE, limits.fsize_mb << 20),
                (resource.RLIMIT_CORE, 0)]
-        if cg is None or cg.memory is None:
+        if (cg is None or cg.memory is None) and not self.dev_paths:
             out.append((resource.RLIMIT_AS, limits.memory_mb << 20))
         if slot_uid:
             # The slot uid owns only this sandbox's processes. One above the cgroup's limit,
@@ -561,6 +587,7 @@ class LocalSandbox:
               "--perms", "1777", "--size", str(limits.fsize_mb * 1024 * 1024), "--tmpfs", "/tmp",
               # multiprocessing needs a writable /dev/shm (POSIX semaphores)
               "--perms", "1777", "--size", str(limits.fsize_mb * 1024 * 1024), "--tmpfs", "/dev/shm",
+              *self._extra, *[x for d in self.dev_paths for x in ("--dev-bind-try", d, d)],
               "--clearenv", "--setenv", "PATH", self._path, "--setenv", "HOME", WORKDIR,
               "--setenv", "LANG", "C.UTF-8"]
         for k, v in limits.env.items():
@@ -574,6 +601,21 @@ class LocalSandbox:
                   self._setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
                   "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
         return a + ["--"] + cmd
+
+
+def _covered(path: str, bound: list[str]) -> bool:
+    return any(path == b or path.startswith(b.rstrip("/") + "/") for b in bound)
+
+
+def _ro_bind_with_parents(path: str) -> list[str]:
+    # bwrap would create the missing parents (e.g. /root) 0700: unsearchable by the slot uid.
+    # Binds as root happen before the uid drop, but the uid still traverses these parents, and
+    # reads the bound files with its own permissions (they must be o+r, as a venv normally is).
+    parts = Path(path).parts[1:-1]
+    args: list[str] = []
+    for i in range(1, len(parts) + 1):
+        args += ["--perms", "0755", "--dir", "/" + "/".join(parts[:i])]
+    return args + ["--ro-bind", path, path]
 
 
 def _kill_uid(uid: int, patience_s: float = 2.0) -> None:

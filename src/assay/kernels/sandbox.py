@@ -1,0 +1,34 @@
+"""The sandbox kernel candidates build and run in: the local (bubblewrap) sandbox with this
+interpreter's environment (a virtualenv with torch) visible read-only, the candidate's build
+directory as the only writable path, no network, and on CUDA the /dev/nvidia* nodes."""
+
+from __future__ import annotations
+
+import glob
+import site
+import sys
+
+from assay.sandbox.local import LocalSandbox
+
+
+def nvidia_devices() -> list[str]:
+    """Every NVIDIA device node (nvidia0..N, nvidiactl, nvidia-uvm[-tools], nvidia-modeset,
+    nvidia-caps/): CUDA_VISIBLE_DEVICES picks the GPU; device minors need not follow its order."""
+    return sorted(glob.glob("/dev/nvidia*"))
+
+
+def python_paths() -> list[str]:
+    """What this interpreter needs to import torch: its prefix (a venv: pyvenv.cfg, bin/) and
+    every site-packages on its path (the venv's, or the system's for --system-site-packages)."""
+    paths = [sys.prefix, sys.base_prefix]
+    paths += site.getsitepackages() if hasattr(site, "getsitepackages") else []
+    if site.ENABLE_USER_SITE and site.getusersitepackages():
+        paths.append(site.getusersitepackages())
+    return list(dict.fromkeys(paths))
+
+
+def kernel_sandbox(device: str) -> LocalSandbox:
+    """A LocalSandbox whose python() is this interpreter (unresolved, so a venv stays a venv)."""
+    cuda = device.startswith("cuda")
+    return LocalSandbox(site_packages=True, ro_paths=python_paths(), python_path=sys.executable,
+                        dev_paths=nvidia_devices() if cuda else ())

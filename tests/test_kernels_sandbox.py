@@ -1,0 +1,143 @@
+"""Kernel candidates build and run inside the local sandbox: the venv's torch is importable
+there, but files outside the build directory, the network and the venv (for writing) are not.
+The same candidate run with --unsafe-no-sandbox (a plain process) does escape, which shows
+the sandboxed run is what stops it. Needs torch + triton (CPU, Triton interpreter) and bwrap."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch", reason="kernel-mode tests need torch: pip install -e '.[kernels]'")
+pytest.importorskip("triton", reason="kernel-mode tests need triton (interpreter mode on CPU)")
+if shutil.which("bwrap") is None:
+    pytest.skip("the local sandbox needs bubblewrap", allow_module_level=True)
+
+from assay.kernels.evaluate import EvalConfig, KernelEvaluator  # noqa: E402
+from assay.kernels.problem import load_problem  # noqa: E402
+from assay.kernels.sandbox import kernel_sandbox, nvidia_devices, python_paths  # noqa: E402
+from assay.sandbox.unsafe import UnsafeSandbox  # noqa: E402
+
+HERE = Path(__file__).parent / "kernels"
+LEGIT = (HERE / "candidates" / "legit_triton_relu.py").read_text()
+
+# The legit Triton ReLU, whose forward also tries to escape. Any escape that works makes it
+# raise; inside the sandbox each one fails, so the candidate is correct there.
+PROBE = LEGIT + '''
+
+import os as _os
+import socket as _socket
+
+_Legit = ModelNew
+
+
+class ModelNew(_Legit):
+    def forward(self, x):
+        escaped = []
+        try:
+            escaped.append("read " + open({secret!r}).read())
+        except OSError:
+            pass
+        try:
+            with open({outside!r}, "w") as f:
+                f.write("x")
+            escaped.append("wrote outside")
+        except OSError:
+            pass
+        try:
+            _socket.create_connection(("127.0.0.1", {port}), timeout=2).close()
+            escaped.append("connected")
+        except OSError:
+            pass
+        if escaped:
+            raise RuntimeError("escaped: " + "; ".join(escaped))
+        return super().forward(x)
+'''
+
+
+@pytest.fixture(scope="module")
+def relu():
+    return load_problem(HERE / "problems" / "level1" / "1_ReLU.py", shrink=256)
+
+
+@pytest.fixture()
+def listener():
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    accepted = []
+
+    def serve():
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            accepted.append(1)
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield srv.getsockname()[1], accepted
+    srv.close()
+
+
+def probe(tmp_path: Path, port: int) -> tuple[str, Path, Path]:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOPSECRET")
+    outside = tmp_path / "written_by_candidate"
+    return PROBE.format(secret=str(secret), outside=str(outside), port=port), secret, outside
+
+
+def past_gate(ev: KernelEvaluator, problem, source: str):
+    """The static gate rejects this probe (open, socket, try); a cheat can get past a static
+    check, so the run behind it must hold on its own: build + evaluate with the gate bypassed."""
+    assert not ev.gate(source).ok
+    return ev._after_build(problem, source, "probe", ev.build(problem, source))
+
+
+def test_default_evaluator_runs_candidates_in_the_local_sandbox(tmp_path, relu, listener):
+    port, accepted = listener
+    ev = KernelEvaluator(EvalConfig(device="cpu", cache_dir=str(tmp_path / "cache")))
+    assert ev.sandbox.name == "local"
+    legit = ev.evaluate(relu, LEGIT, "legit")
+    assert legit.correct, legit.message  # torch + triton import from the venv inside
+    source, _, outside = probe(tmp_path, port)
+    v = past_gate(ev, relu, source)
+    assert v.correct, v.message  # every escape attempt failed inside the sandbox
+    assert not outside.exists() and not accepted
+
+
+def test_the_same_probe_escapes_without_the_sandbox(tmp_path, relu, listener):
+    port, accepted = listener
+    ev = KernelEvaluator(EvalConfig(device="cpu", cache_dir=str(tmp_path / "cache")), UnsafeSandbox())
+    source, _, outside = probe(tmp_path, port)
+    v = past_gate(ev, relu, source)
+    assert v.status == "runtime"
+    assert "escaped: read TOPSECRET; wrote outside; connected" in v.message
+    assert outside.exists() and accepted
+
+
+def test_kernel_sandbox_sees_the_venv_read_only(tmp_path):
+    import sys
+
+    from assay.sandbox.base import Limits
+
+    sb = kernel_sandbox("cpu")
+    assert sb.python() == sys.executable and sb.dev_paths == []
+    assert sys.prefix in python_paths()
+    code = ("import sys, torch, os; print(sys.prefix, os.getuid()); "
+            "open(os.path.join(os.path.dirname(torch.__file__), 'assay_probe'), 'w')")
+    res = sb.run([sb.python(), "-c", code], tmp_path, Limits(wall_s=120, memory_mb=8192, pids=256))
+    assert res.stdout.split()[0] == sys.prefix, res.stderr[-2000:]
+    assert "Read-only file system" in res.stderr or "Permission denied" in res.stderr
+    assert res.exit_code != 0
+
+
+def test_cuda_kernel_sandbox_binds_the_nvidia_nodes_that_exist():
+    sb = kernel_sandbox("cuda:0")
+    assert sb.dev_paths == nvidia_devices()  # [] on a machine without a GPU
+    assert kernel_sandbox("cpu").dev_paths == []
