@@ -137,7 +137,15 @@ def test_kernel_sandbox_sees_the_venv_read_only(tmp_path):
     assert res.exit_code != 0
 
 
-def test_cuda_kernel_sandbox_binds_the_nvidia_nodes_that_exist():
+def test_cuda_kernel_sandbox_binds_the_nvidia_nodes_and_sysfs(tmp_path):
+    from assay.sandbox.base import Limits
+
     sb = kernel_sandbox("cuda:0")
     assert sb.dev_paths == nvidia_devices()  # [] on a machine without a GPU
-    assert kernel_sandbox("cpu").dev_paths == []
+    code = "import os; print(os.path.isdir('/sys/module'), sorted(n for n in os.listdir('/dev') if 'nvidia' in n))"
+    res = sb.run([sb.python(), "-S", "-c", code], tmp_path, Limits(wall_s=30))
+    assert res.exit_code == 0, res.stderr
+    assert res.stdout.strip() == f"True {[p.split('/')[-1] for p in nvidia_devices()]}"
+    cpu = kernel_sandbox("cpu")
+    res = cpu.run([cpu.python(), "-S", "-c", code], tmp_path, Limits(wall_s=30))
+    assert cpu.dev_paths == [] and res.stdout.strip() == "False []", res.stderr

@@ -343,3 +343,75 @@ def test_broken_bwrap_fails_at_construction(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
     with pytest.raises(SandboxUnavailable, match="Creating new namespace failed"):
         LocalSandbox()
+
+
+# -- options for kernel mode: ro_paths, python_path, dev_paths ------------------------------------
+
+def test_ro_paths_are_visible_read_only_even_under_a_0700_parent(tmp_path):
+    from assay.sandbox.local import LocalSandbox
+
+    locked = tmp_path / "locked"
+    shared = locked / "venvlike"
+    shared.mkdir(parents=True)
+    (shared / "lib.txt").write_text("from the host")
+    (shared / "private.txt").write_text("owner only")
+    (shared / "private.txt").chmod(0o600)
+    locked.chmod(0o700)  # like /root: the slot uid could not traverse it on the host
+    sb = LocalSandbox(ro_paths=[str(shared), str(tmp_path / "missing")])
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    code = ("import os\nprint(open(%r).read())\n"
+            "try:\n    open(%r, 'w')\nexcept OSError as e:\n    print('write', e.errno)\n"
+            "try:\n    open(%r).read()\nexcept OSError as e:\n    print('private', e.errno)\n"
+            "print(os.path.exists(%r))\n") % (str(shared / "lib.txt"), str(shared / "new.txt"),
+                                               str(shared / "private.txt"), str(tmp_path / "missing"))
+    res = sb.run(py(sb, code), ws, Limits(wall_s=10))
+    assert res.exit_code == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[0] == "from the host"
+    assert lines[1] == "write 30"  # EROFS
+    if os.geteuid() == 0:  # the slot uid reads with its own permissions: files must be o+r
+        assert lines[2] == "private 13"
+    assert lines[-1] == "False"
+    assert not (shared / "new.txt").exists()
+
+
+def test_python_path_is_returned_and_sees_its_site_packages(tmp_path):
+    from assay.sandbox.local import LocalSandbox
+
+    sb = LocalSandbox(ro_paths=[sys.prefix], python_path=sys.executable, site_packages=True)
+    assert sb.python() == sys.executable
+    code = "import sys, typer; print(sys.prefix); print(typer.__file__)"
+    res = sb.run(py(sb, code), tmp_path, Limits(wall_s=30))
+    assert res.exit_code == 0, res.stderr
+    prefix, typer_file = res.stdout.split()
+    assert prefix == sys.prefix and typer_file.startswith(sys.prefix)
+    assert LocalSandbox(self_check=False).python() == os.path.realpath(os.path.join(sys.base_prefix, "bin", "python3"))
+
+
+_SPARE_DEVICES = [d for d in ("/dev/fuse", "/dev/kvm", "/dev/vsock", "/dev/loop-control") if os.path.exists(d)]
+
+
+@pytest.mark.skipif(not _SPARE_DEVICES, reason="no device node outside bwrap's default /dev to bind")
+def test_dev_paths_are_bound_when_present_and_drop_rlimit_as(tmp_path):
+    from assay.sandbox.local import LocalSandbox
+
+    dev = _SPARE_DEVICES[0]
+    sb = LocalSandbox(cgroups=False, dev_paths=[dev, "/dev/assay-no-such-device"])
+    assert sb.dev_paths == [dev]
+    code = ("import os, stat, resource as r; print(stat.S_ISCHR(os.stat(%r).st_mode)); "
+            "print(r.getrlimit(r.RLIMIT_AS)[0])") % dev
+    res = sb.run(py(sb, code), tmp_path, Limits(wall_s=10, memory_mb=300))
+    assert res.exit_code == 0, res.stderr
+    assert res.stdout.split() == ["True", str(resource_infinity())]
+    # without dev_paths: the node is not there, and without cgroups memory falls back to RLIMIT_AS
+    plain = LocalSandbox(cgroups=False)
+    res = plain.run(py(plain, "import os, resource as r; print(os.path.exists(%r), r.getrlimit(r.RLIMIT_AS)[0])"
+                       % dev), tmp_path, Limits(wall_s=10, memory_mb=300))
+    assert res.stdout.split() == ["False", str(300 << 20)], res.stderr
+
+
+def resource_infinity() -> int:
+    import resource
+
+    return resource.RLIM_INFINITY

@@ -15,6 +15,9 @@ and checks:
   5. device-time speedups match a plain `triton.testing.do_bench` measurement within 5 %
      wherever the fast kernel runs >= 0.5 ms.
 It writes JSON + markdown under benches/results/ and exits 0 only if every check passed.
+Every build and run of a candidate goes through the same sandboxed worker as `assay kernel`:
+the local bubblewrap sandbox with this interpreter's environment read-only and, on the GPU,
+/dev/nvidia* bound (kernels/sandbox.py). --unsafe-no-sandbox uses plain processes instead.
 
   python benches/kernels/gpu_validate.py                 # on the GPU machine (about 5-8 minutes)
   python benches/kernels/gpu_validate.py --cpu --problems 1_Swish   # CPU dry run: gate + correctness
@@ -42,9 +45,12 @@ ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 try:
+    from assay.errors import UserError
     from assay.kernels import gate as G
     from assay.kernels.evaluate import EvalConfig, KernelEvaluator, Verdict
     from assay.kernels.problem import Problem, load_problem
+    from assay.kernels.sandbox import kernel_sandbox
+    from assay.sandbox.unsafe import UnsafeSandbox
     from assay.kernels.timing import cv
 except ImportError as e:  # the GPU image has torch but not assay's own dependencies (pydantic)
     sys.exit(f"gpu_validate: cannot import assay ({e}); carry the wheels listed in benches/kernels/README.md.")
@@ -177,6 +183,8 @@ def main() -> int:
                     help="start no timed run after this many seconds (the report is still written)")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--shared-machine", action="store_true", help="say in the report that other work shared the machine")
+    ap.add_argument("--unsafe-no-sandbox", action="store_true",
+                    help="run candidates in plain child processes (only where bubblewrap cannot run)")
     args = ap.parse_args()
     t_start = time.time()
     device = "cpu" if args.cpu else args.device
@@ -202,15 +210,25 @@ def main() -> int:
     timing = dict(timing=True, repeats=3, warmup=10 if on_gpu else 1, timing_trials=100 if on_gpu else 5,
                   rotate_bytes=8 << 30)
     baselines = ("eager",) if (args.cpu or args.no_compile_baseline) else ("eager", "compile")
+    # One sandbox for every evaluator: bubblewrap with the interpreter's environment read-only
+    # and, on the GPU, /dev/nvidia* and /sys bound (what `assay kernel` uses).
+    try:
+        box = UnsafeSandbox() if args.unsafe_no_sandbox else kernel_sandbox(device)
+    except UserError as e:  # no bwrap/setpriv here, or bwrap cannot run
+        print(f"gpu_validate: {e}", file=sys.stderr)
+        return 2
     ev_fast = KernelEvaluator(EvalConfig(baselines=baselines, timing_basis="device",
-                                         **common, **timing))
+                                         **common, **timing), box)
     ev_slow = KernelEvaluator(EvalConfig(baselines=("eager",), timing_basis="device",
-                                         **common, **timing))
-    ev_check = KernelEvaluator(EvalConfig(timing=False, **common))
+                                         **common, **timing), box)
+    ev_check = KernelEvaluator(EvalConfig(timing=False, **common), box)
     ev_flag = KernelEvaluator(EvalConfig(timing=True, repeats=1, warmup=2, timing_trials=10 if on_gpu else 3,
-                                         baselines=("eager",), **common))
+                                         baselines=("eager",), **common), box)
 
-    report: dict = {"problems": {}, "checks": [], "cpu_dry_run": args.cpu}
+    report: dict = {"problems": {}, "checks": [], "cpu_dry_run": args.cpu,
+                    "sandbox": {"name": box.name, "python": box.python(),
+                                "dev_paths": getattr(box, "dev_paths", []),
+                                "memory_cgroup": bool(getattr(getattr(box, "cgroups", None), "memory", None))}}
     jobs = []  # untimed / flag-only runs, in parallel
     srcs: dict[str, dict[str, str]] = {}
     for p in problems:
@@ -337,6 +355,8 @@ def markdown(rep: dict) -> str:
                                                                else ""), "",
              f"Command: `{rep['command']}`  ", f"Date: {rep['date']}  ", f"Seed: {rep['seed']}  ",
              f"Machine: {m['nproc']} CPUs ({m['cpu']}), GPU: {m['gpu']}, torch {m['torch']}, triton {m['triton']}  ",
+             f"Sandbox: {rep['sandbox']['name']} (devices: {', '.join(rep['sandbox']['dev_paths']) or 'none'}; "
+             f"memory cgroup: {'yes' if rep['sandbox']['memory_cgroup'] else 'no'})  ",
              f"Wall time: {rep['wall_s']} s. Result: **{'PASSED' if rep['passed'] else 'FAILED'}**"
              + (" (the machine was shared with other work while this ran)" if rep.get("shared_machine") else ""), "",
              "| problem | candidate | status | speedup eager/device | eager/synced | compile/device | review |",

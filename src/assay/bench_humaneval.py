@@ -8,7 +8,6 @@ here, for scoring, after selection is done.
 from __future__ import annotations
 
 import json
-import platform
 import statistics
 import time
 from dataclasses import asdict, dataclass
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from assay.errors import UserError
+from assay.machine import machine_line
 from assay.search import SearchConfig, SearchOutcome, run_search
 from assay.store import RunStore, atomic_write_text, safe_name
 from assay.types import Budget, Task, TestCase
@@ -140,20 +140,6 @@ def markdown_table(result: dict[str, Any]) -> str:
         lines.append(f"| {t['task_id']} | {t['correct_samples']}/{t['samples']} | "
                      f"{t['correct_candidates']}/{t['candidates']} | {t['chosen']} | {t['selected_pass1']:.2f} |")
     return "\n".join(lines) + "\n"
-
-
-def machine_line() -> str:
-    import os
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
 
 
 def run_humaneval_bench(

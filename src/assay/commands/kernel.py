@@ -6,7 +6,6 @@ torch is imported only inside the worker processes and behind `require_torch()`,
 
 from __future__ import annotations
 
-import platform
 import shlex
 import subprocess
 import sys
@@ -87,14 +86,9 @@ def _print_verdict(out, v) -> None:
 
 
 def _machine() -> dict[str, Any]:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from assay.machine import cpu_model
+
+    cpu = cpu_model()
     gpu = None
     try:
         gpu = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,

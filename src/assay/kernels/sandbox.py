@@ -28,7 +28,9 @@ def python_paths() -> list[str]:
 
 
 def kernel_sandbox(device: str) -> LocalSandbox:
-    """A LocalSandbox whose python() is this interpreter (unresolved, so a venv stays a venv)."""
+    """A LocalSandbox whose python() is this interpreter (unresolved, so a venv stays a venv).
+    On CUDA: the /dev/nvidia* nodes, and /sys read-only (without sysfs cuInit fails with
+    CUDA_ERROR_OPERATING_SYSTEM: the driver reads /sys/module/nvidia* and the PCI topology)."""
     cuda = device.startswith("cuda")
-    return LocalSandbox(site_packages=True, ro_paths=python_paths(), python_path=sys.executable,
-                        dev_paths=nvidia_devices() if cuda else ())
+    return LocalSandbox(site_packages=True, ro_paths=python_paths() + (["/sys"] if cuda else []),
+                        python_path=sys.executable, dev_paths=nvidia_devices() if cuda else ())
