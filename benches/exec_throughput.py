@@ -248,8 +248,8 @@ def header(title: str, result: dict) -> list[str]:
             f"- date: {result['date']}, seed: {result['seed']}, sandbox: {result['sandbox']}, "
             f"workers: {result['workers']}, per-test timeout: {result['timeout_s']} s",
             f"- machine: {m['nproc_cmd']} cores ({m['cpu']}), Python {m['python']}; load average at start "
-            f"{m['loadavg_start'][0]:.1f}, at end {result['loadavg_end'][0]:.1f}. The machine was shared "
-            "with other engineers' builds and tests while this ran, so wall times are noisy upper bounds.",
+            f"{m['loadavg_start'][0]:.1f}, at end {result['loadavg_end'][0]:.1f}. "
+            + (result.get("note") or "No other work was running on the machine."),
             ""]
 
 
@@ -317,6 +317,7 @@ def bench_humaneval(a, sandbox, result) -> None:
         "speedup": round(r_rate / n_rate, 1),
         "agreement": {"pairs": len(sample), "agree": agree, "examples_of_disagreement": disagree},
         "loadavg_end": os.getloadavg(),
+        "note": a.note,
     })
     md = header("Execution throughput: batched Runner vs one process per pair", result)
     w = result["workload"]
@@ -377,6 +378,7 @@ def bench_pool(a, sandbox, result) -> None:
         "hanging_cpu_s": round(sum(s["cpu"] for s in hung), 1),
         "hidden_pass_rate": round(hidden / max(1, n_c), 4),
         "loadavg_end": os.getloadavg(),
+        "note": a.note,
     })
     md = header("Execution of a whole candidate pool through the Runner", result)
     md += [f"Pool `{a.pool}`: {len(evs)} tasks, {n_c} candidates ({len(st)} distinct programs run), "
@@ -406,6 +408,7 @@ def main() -> None:
     ap.add_argument("--pool", type=Path, default=None, help="evaluate a whole candidate pool (JSONL) instead")
     ap.add_argument("--pool-tasks", type=int, default=None, help="only the first N tasks of the pool")
     ap.add_argument("--name", default=None, help="results file name (default exec_throughput / exec_pool)")
+    ap.add_argument("--note", default=None, help="a sentence about the machine's state (e.g. shared with other work)")
     a = ap.parse_args()
     sandbox = make_sandbox(a.sandbox)
     result = {
