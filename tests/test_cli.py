@@ -117,3 +117,17 @@ def test_problem_file_examples_and_entry_point(tmp_path):
 
     with pytest.raises(UserError, match="no function signature"):
         load_problem(tmp_path / "none.md")
+
+
+def test_runs_list_and_show_after_a_solve(tmp_path):
+    (tmp_path / "problem.md").write_text(PROBLEM)
+    rec = _recording(tmp_path / "rec.jsonl", ["```python\ndef add_abs(a, b):\n    return abs(a) + abs(b)\n```"],
+                     "```python\nassert add_abs(-1, -1) == 2\n```")
+    r = run(["solve", "--problem", "problem.md", "--model", f"replay:{rec}", "--samples", "1", "--rounds", "0",
+             "--run-id", "mine"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    listed = run(["runs", "list"], tmp_path, env_extra={"COLUMNS": "200"})
+    assert listed.returncode == 0 and "mine" in listed.stdout
+    assert "_exec_cache" not in listed.stdout  # the execution cache is not a run
+    shown = run(["runs", "show", "mine", "problem"], tmp_path, env_extra={"COLUMNS": "200"})
+    assert shown.returncode == 0 and "abs(a) + abs(b)" in shown.stdout and "chosen" in shown.stdout

@@ -12,12 +12,11 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from assay.selectors.pipeline import DEFAULT_PIPELINE
 from assay.store import RunStore
 from assay.types import Budget, BudgetExceeded, Candidate, Evidence, Selection, Task, TestCase
 
 log = logging.getLogger(__name__)
-
-from assay.selectors.pipeline import DEFAULT_PIPELINE as DEFAULT_SELECTOR  # noqa: E402 (one source of truth)
 
 
 @dataclass
@@ -25,7 +24,7 @@ class SearchConfig:
     strategy: str = "self_debug"
     samples: int = 4
     rounds: int = 2
-    selector: str = DEFAULT_SELECTOR
+    selector: str = DEFAULT_PIPELINE  # the best model-free pipeline measured
     generated_tests: bool = True  # ask the model for assert tests
     test_count: int = 10  # how many generated asserts to keep
     seed: int = 0

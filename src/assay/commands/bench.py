@@ -33,14 +33,14 @@ def run_humaneval(*, model_name: str | None, model_source: str | None, strategy:
     from assay.bench_humaneval import load_humaneval, run_humaneval_bench
     from assay.commands.common import (console, make_budget, make_model, make_runner, open_store,
                                        run_id_for, settings_from)
-    from assay.search import DEFAULT_SELECTOR, SearchConfig
+    from assay.search import SearchConfig
     from assay.selectors.pipeline import parse_pipeline
 
     settings = settings_from(model=model_name, sandbox=sandbox, unsafe_no_sandbox=unsafe_no_sandbox or None,
                              runs_dir=runs_dir, max_usd=max_usd, seed=seed, quiet=quiet or None)
     out = console(settings.quiet)
     cfg = SearchConfig(strategy=strategy, samples=samples, rounds=rounds,
-                       selector=selector or DEFAULT_SELECTOR, seed=settings.seed, test_count=test_count)
+                       selector=selector or SearchConfig.selector, seed=settings.seed, test_count=test_count)
     parse_pipeline(cfg.selector)
     from assay.selectors.pipeline import require_model
 
@@ -65,8 +65,7 @@ def run_humaneval(*, model_name: str | None, model_source: str | None, strategy:
                 command="assay " + " ".join(shlex.quote(a) for a in sys.argv[1:]), workers=workers,
                 on_task_done=lambda s: progress.advance(bar))
         finally:
-            if hasattr(runner, "close"):
-                runner.close()
+            runner.sandbox.close()
     s = result["summary"]
     table = Table("metric", "value", title=f"HumanEval, {len(items)} tasks")
     table.add_row("zero-shot pass@1", f"{s['zero_shot_pass1']:.3f}")

@@ -28,7 +28,7 @@ def list_runs(runs_dir: str = typer.Option(None, "--runs-dir", help="Run store r
     if not root.is_dir():
         raise UserError(f"no run store at {root}; run `assay solve` or `assay bench` first, or pass --runs-dir.")
     table = Table("run", "tasks", "selected", "abstained", "created")
-    for run in sorted(p for p in root.iterdir() if p.is_dir()):
+    for run in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("_")):
         tasks = [d for d in run.iterdir() if d.is_dir()]
         sels = [json.loads((d / "50_selection.json").read_text()) for d in tasks if (d / "50_selection.json").exists()]
         info = json.loads((run / "run.json").read_text()) if (run / "run.json").exists() else {}

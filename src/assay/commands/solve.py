@@ -30,7 +30,7 @@ def solve(
     from assay.commands.common import (console, make_budget, make_model, make_runner, open_store,
                                        run_id_for, settings_from)
     from assay.problem import load_problem
-    from assay.search import DEFAULT_SELECTOR, SearchConfig, run_search
+    from assay.search import SearchConfig, run_search
 
     settings = settings_from(model=model, api_base=api_base, sandbox=sandbox,
                              unsafe_no_sandbox=unsafe_no_sandbox or None, runs_dir=runs_dir,
@@ -38,7 +38,7 @@ def solve(
     out = console(settings.quiet)
     task = load_problem(problem, entry_point)
     cfg = SearchConfig(strategy=strategy, samples=samples, rounds=rounds,
-                       selector=selector or DEFAULT_SELECTOR, seed=settings.seed)
+                       selector=selector or SearchConfig.selector, seed=settings.seed)
     from assay.selectors.pipeline import parse_pipeline
 
     parse_pipeline(cfg.selector)
@@ -57,7 +57,7 @@ def solve(
         with out.status(f"searching ({cfg.strategy}, {cfg.samples} samples) ..."):
             outcome = run_search(task, cfg, model=llm, runner=runner, store=store, budget=budget)
     finally:
-        runner.close() if hasattr(runner, "close") else None
+        runner.sandbox.close()
     sel = outcome.selection
     valid = sum(1 for c in outcome.candidates if c.valid)
     print_ = out.print
