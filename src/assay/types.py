@@ -42,6 +42,8 @@ class RepoRef(BaseModel):
 
 
 class TestCase(BaseModel):
+    __test__ = False  # not a pytest test class
+
     id: str
     source: str  # code; for function tasks usually one `assert` statement
     origin: TestOrigin = "generated"
