@@ -79,3 +79,21 @@ def test_unknown_selector_exits_2_listing_known_ones(tmp_path, capsys):
         main(["select", "--pool", str(TINY), "--selector", "public|bogus", "--quiet"])
     assert e.value.code == 2
     assert "known selectors:" in capsys.readouterr().err
+
+
+def test_select_keeps_its_execution_results_by_default(tmp_path, monkeypatch):
+    """Without --cache-dir, results go to <runs_dir>/_exec_cache, so a rerun (e.g. after an
+    interruption) executes nothing again."""
+    monkeypatch.setenv("ASSAY_RUNS_DIR", str(tmp_path / "runs"))
+
+    def once(name):
+        out = tmp_path / name
+        main(["select", "--pool", str(TINY), "--json", str(out), "--timeout", "0.5", "--quiet",
+              *_sandbox_args()])
+        return json.loads(out.read_text())
+
+    first, second = once("a.json"), once("b.json")
+    assert first["sandbox"]["runs"] > 0
+    assert second["sandbox"]["runs"] == 0
+    assert (tmp_path / "runs" / "_exec_cache").is_dir()
+    assert second["selected_pass1"] == first["selected_pass1"]

@@ -53,15 +53,13 @@ def run_command(
             raise UserError(f"cannot read --stdin {stdin_file} ({e.strerror}); pass an existing file or '-'.") from None
     limits = Limits(wall_s=timeout, memory_mb=memory)
     box = make_sandbox(sandbox, unsafe_no_sandbox=unsafe_no_sandbox, image=image)
-    tmp = None
     try:
-        if workspace is None:
-            tmp = Path(tempfile.mkdtemp(prefix="assay-sandbox-run-"))
-        res = box.run(list(cmd), (workspace or tmp).resolve(), limits, stdin=stdin)
+        with ExitStack() as stack:
+            if workspace is None:
+                workspace = stack.enter_context(bounded_workspace(limits.workspace_mb, prefix="assay-sandbox-run-"))
+            res = box.run(list(cmd), workspace.resolve(), limits, stdin=stdin)
     finally:
         box.close()
-        if tmp is not None:
-            shutil.rmtree(tmp)
     sys.stdout.write(res.stdout)
     sys.stdout.flush()
     sys.stderr.write(res.stderr)

@@ -131,7 +131,7 @@ def register(app: typer.Typer) -> None:
                                       help="Use the prompt's worked examples as trusted tests when "
                                            "a task has no public tests."),
         limit: int = typer.Option(None, "--limit", help="Only the first N tasks."),
-        cache_dir: Path = typer.Option(None, "--cache-dir", help="Reuse execution results here."),
+        cache_dir: Path = typer.Option(None, "--cache-dir", help="Execution result cache (default: <runs_dir>/_exec_cache)."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or table."),
     ) -> None:
         """Choose one candidate per task of a fixed pool and score the choices with the hidden tests."""
@@ -154,6 +154,8 @@ def register(app: typer.Typer) -> None:
             from assay.agent.models import make_model
 
             judge = make_model(settings.model, api_base=settings.api_base, budget=budget)
+        # results are cached by content hash, so an interrupted run loses nothing it computed
+        cache_dir = cache_dir or Path(settings.runs_dir) / "_exec_cache"
         box = make_sandbox(settings.sandbox, unsafe_no_sandbox=unsafe_no_sandbox or settings.unsafe_no_sandbox,
                            image=settings.image)
         try:

@@ -23,6 +23,7 @@ class Limits:
     memory_mb: int = 1024  # cgroup memory where possible, else address space
     pids: int = 64  # processes/threads inside the sandbox
     fsize_mb: int = 64  # largest file it may write
+    workspace_mb: int = 512  # all it may write into a workspace assay creates (tmpfs size, when root)
     output_bytes: int = 1 << 20  # per stream; more is dropped and marked truncated
     env: dict[str, str] = field(default_factory=dict)  # the only variables the command sees
 

@@ -41,6 +41,7 @@ from typing import Any, Iterable
 from assay.asserts import call_inputs, split_call_check
 from assay.errors import UserError
 from assay.sandbox.base import Limits, Sandbox
+from assay.sandbox.quota import bounded_workspace
 from assay.store import read_json, write_json
 from assay.types import Budget, Candidate, Evidence, Task, TestCase
 
@@ -291,13 +292,10 @@ class Runner:
         }
         n_items = sum(len(m["calls"]) + len(m["execs"]) for _, _, m in entries)
         limits = self._limits(n_items, len(entries))
-        ws = Path(tempfile.mkdtemp(prefix="assay-exec-"))
-        try:
+        with bounded_workspace(limits.workspace_mb, prefix="assay-exec-") as ws:
             (ws / "harness.py").write_text(HARNESS_SRC, encoding="utf-8")
             (ws / "job.json").write_text(json.dumps(job), encoding="utf-8")
             res = self.sandbox.run([self.sandbox.python(), "-B", "harness.py", "job.json"], ws, limits)
-        finally:
-            shutil.rmtree(ws, ignore_errors=True)
         with self._lock:
             self.sandbox_runs += 1
         if self.budget is not None:
