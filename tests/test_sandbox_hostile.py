@@ -312,6 +312,46 @@ print(json.dumps(out))
     assert out["tmp"] in ("ENOSPC", "EFBIG", "EDQUOT") and out["tmp_mb"] < 400
 
 
+def test_workspace_fill_is_bounded(host):
+    """Many files, each under the file-size cap, must not fill the host disk via the workspace."""
+    from assay.sandbox.quota import bounded_workspace
+
+    code = """
+import errno, json, os
+n, err = 0, "wrote"
+try:
+    for i in range(2048):  # up to 2 GiB
+        with open(f"w{i}", "wb") as f:
+            f.write(b"\\1" * (1 << 20))
+        n += 1
+except OSError as e:
+    err = errno.errorcode[e.errno]
+for i in range(n + 1):  # leave nothing big to copy back
+    try:
+        os.unlink(f"w{i}")
+    except FileNotFoundError:
+        pass
+print(json.dumps({"err": err, "mb": n}))
+"""
+    if host.sandbox.name == "docker":
+        limit_mb = host.sandbox.tmpfs_mb  # the container's /workspace tmpfs
+        res = host.run(code, wall_s=20.0, fsize_mb=8)
+    else:
+        if os.geteuid() != 0:
+            pytest.skip("a size-bounded workspace needs root (tmpfs mount)")
+        limit_mb = 64
+        with bounded_workspace(limit_mb, prefix=f"assay-{host.marker}-") as ws:
+            ws_name = str(ws)
+            src = f"# {host.marker}\n{code}"
+            res = host.sandbox.run([host.sandbox.python(), "-c", src], ws,
+                                   Limits(wall_s=20.0, fsize_mb=8, workspace_mb=limit_mb))
+        assert _mounts_with(ws_name) == [], "workspace tmpfs left mounted"
+        assert not Path(ws_name).exists(), "workspace temp dir left behind"
+    out = _json(res)
+    assert out["err"] in ("ENOSPC", "EDQUOT"), out
+    assert out["mb"] <= limit_mb + 1, out
+
+
 def test_endless_output_is_truncated(host):
     code = """
 import sys

@@ -3,9 +3,8 @@ added to `sandbox_app` with @sandbox_app.command)."""
 
 from __future__ import annotations
 
-import shutil
 import sys
-import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 from typing import List, Optional
 
@@ -38,6 +37,7 @@ def run_command(
     from rich.console import Console
 
     from assay.sandbox.base import Limits, make_sandbox
+    from assay.sandbox.quota import bounded_workspace
 
     if timeout <= 0 or memory <= 0:
         raise UserError("--timeout and --memory must be positive; pass e.g. --timeout 10 --memory 1024.")

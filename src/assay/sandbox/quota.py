@@ -33,6 +33,21 @@ def _mount_tmpfs(path: Path, size_mb: int) -> str | None:
     return None if p.returncode == 0 else (p.stderr.strip() or f"mount exited {p.returncode}")
 
 
+def bound_dir(path: Path, size_mb: int) -> bool:
+    """Mount a `size_mb` tmpfs on the empty dir `path`; False (warned once) when it cannot."""
+    why = _mount_tmpfs(path, size_mb)
+    if why is not None and not _warned.is_set():
+        _warned.set()
+        log.warning("workspace size is not bounded (%s): a sandboxed command may fill the disk "
+                    "under %s", why, path.parent)
+    return why is None
+
+
+def unbound_dir(path: Path) -> None:
+    """Unmount what bound_dir mounted (the dir itself stays, empty)."""
+    _umount(path)
+
+
 def _umount(path: Path) -> None:
     # lazy: a process the sandbox failed to reap must not keep the mount (and its pages) alive
     p = subprocess.run(["umount", "-l", str(path)], capture_output=True, text=True, timeout=30)
@@ -46,12 +61,7 @@ def bounded_workspace(size_mb: int, prefix: str = "assay-ws-", dir: str | None =
     path = Path(tempfile.mkdtemp(prefix=prefix, dir=dir))
     mounted = False
     try:
-        why = _mount_tmpfs(path, size_mb)
-        mounted = why is None
-        if not mounted and not _warned.is_set():
-            _warned.set()
-            log.warning("workspace size is not bounded (%s): a sandboxed command may fill the disk "
-                        "under %s", why, path.parent)
+        mounted = bound_dir(path, size_mb)
         yield path
     finally:
         try:

@@ -30,8 +30,6 @@ import functools
 import hashlib
 import json
 import math
-import shutil
-import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field

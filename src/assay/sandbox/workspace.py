@@ -31,6 +31,7 @@ import threading
 from pathlib import Path
 
 from assay.errors import UserError
+from assay.sandbox.quota import bound_dir, unbound_dir
 
 METHODS = ("auto", "overlay", "fuse", "copy")
 _MNT_DETACH = 2
@@ -88,12 +89,14 @@ class Workspace:
         self._mounted = mounted
         self._upper = root / "upper" if mounted else None
         self._closed = False
+        self._bounded = False  # root is its own size-limited tmpfs
 
     # -- creation ------------------------------------------------------------------------
 
     @classmethod
     def create(cls, repo_path: str | Path, method: str = "auto", base: str | None = None,
-               tmp_dir: str | Path | None = None) -> "Workspace":
+               tmp_dir: str | Path | None = None, size_mb: int | None = 512) -> "Workspace":
+        """`size_mb`: all the workspace may hold (its own tmpfs, when root); None: unbounded."""
         if method not in METHODS:
             raise UserError(f"unknown workspace method {method!r}; choose one of {', '.join(METHODS)}.")
         repo = Path(repo_path).resolve()
@@ -103,15 +106,19 @@ class Workspace:
         errors = []
         for m in order:
             root = Path(tempfile.mkdtemp(prefix="assay-ws-", dir=tmp_dir or _default_tmp()))
+            bounded = False
             try:
+                bounded = size_mb is not None and bound_dir(root, size_mb)
                 path, mounted = getattr(cls, f"_make_{m}")(repo, root, git_dir, base)
                 (root / "git").mkdir()
-                return cls(repo, root, path, m, git_dir, base, mounted)
+                ws = cls(repo, root, path, m, git_dir, base, mounted)
+                ws._bounded = bounded
+                return ws
             except _Unavailable as e:
                 errors.append(f"{m}: {e}")
-                shutil.rmtree(root, ignore_errors=True)
+                _drop_root(root, bounded)
             except BaseException:
-                shutil.rmtree(root, ignore_errors=True)
+                _drop_root(root, bounded)
                 raise
         raise UserError(f"cannot create a workspace over {repo} ({'; '.join(errors)}); "
                         f"use method='copy' or run as root for overlay mounts.")
@@ -222,6 +229,9 @@ class Workspace:
         if self._mounted:
             _umount(str(self.path))
             self._mounted = False
+        if self._bounded:
+            unbound_dir(self.root)  # drops everything written at once
+            self._bounded = False
         shutil.rmtree(self.root, ignore_errors=False, onerror=_force_remove)
 
     def __enter__(self) -> "Workspace":
@@ -372,6 +382,14 @@ def _opaque(path: str) -> bool:
         except OSError:
             continue
     return False
+
+
+def _drop_root(root: Path, bounded: bool) -> None:
+    try:
+        if bounded:
+            unbound_dir(root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _force_remove(func, path, exc_info) -> None:
