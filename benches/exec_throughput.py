@@ -221,14 +221,9 @@ def _assert_in_test(stderr: str) -> bool:
 
 
 def machine() -> dict:
-    cpu = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from assay.machine import cpu_model
+
+    cpu = cpu_model()
     return {"nproc": os.cpu_count(), "nproc_cmd": subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip(),
             "cpu": cpu, "python": platform.python_version(), "platform": platform.platform(),
             "loadavg_start": os.getloadavg()}

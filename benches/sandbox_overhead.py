@@ -25,15 +25,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from assay.machine import cpu_model  # noqa: E402
 from assay.sandbox.base import Limits, make_sandbox  # noqa: E402
 from assay.sandbox.unsafe import UnsafeSandbox  # noqa: E402
 
 
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def ms(xs: list[float]) -> dict:

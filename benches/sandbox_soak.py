@@ -29,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from assay.machine import cpu_model  # noqa: E402
 from assay.sandbox.base import Limits, make_sandbox  # noqa: E402
 
 LIMITS = Limits(wall_s=2.0, memory_mb=256, pids=32, output_bytes=64 * 1024)
@@ -47,11 +48,6 @@ ATTACKS = {
 BENIGN = "import hashlib\nprint(sum(range({n})), hashlib.sha256(b'{n}').hexdigest()[:8])\n"
 
 
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def procs_with(marker: str) -> list[str]:

@@ -16,7 +16,6 @@ import argparse
 import gzip
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from assay.machine import cpu_model  # noqa: E402
 from assay.commands.select import DEFAULT_TIMEOUT_S, HIDDEN_TIMEOUT_S, PoolEval, evaluate_pool, hidden_correct, select_all, summarize  # noqa: E402
 from assay.asserts import call_inputs  # noqa: E402
 from assay.pool import load_pool  # noqa: E402
@@ -37,14 +37,6 @@ SPECS = ["vote", "codet", "cluster", "consensus", "dedup|codet", "dedup|cluster"
          "public|dedup|codet", "public|dedup|cluster", "public|dedup|consensus"]
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def load_or_run(args) -> tuple[list[PoolEval], list[dict[str, bool]], dict]:
