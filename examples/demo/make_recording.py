@@ -50,7 +50,7 @@ assert has_close_elements([1.0, 5.0, 1.1], 0.2) == True
 assert has_close_elements([], 1.0) == False
 assert has_close_elements([3.0], 1.0) == False
 assert has_close_elements([1.0, 2.0], 1.0) == True
-assert has_close_elements([10.0, 0.0, 10.05], 0.1) == True""",
+assert has_close_elements([10.0, 0.0, 10.05], 0.1) == True""",  # [1.0, 2.0], 1.0 is wrong: 1.0 < 1.0 is False
     },
     "HumanEval/4": {
         "samples": [
