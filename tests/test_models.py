@@ -195,3 +195,16 @@ def test_litellm_other_unsupported_params_are_dropped_and_retried(monkeypatch):
     assert [c.text for c in model.complete(MSGS, n=2)] == ["fine", "fine"]
     assert model.complete(MSGS)[0].text == "fine"
     assert seen == [False, True, True]  # later calls drop at once
+
+
+def test_missing_api_key_is_one_sentence_naming_the_variable(monkeypatch):
+    """No key and no api_base: the client fails before any request; we name the variable."""
+    import pytest
+
+    from assay.agent.models import LiteLLMModel
+    from assay.errors import UserError
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    model = LiteLLMModel("openai/gpt-4o-mini", num_retries=0)
+    with pytest.raises(UserError, match="set OPENAI_API_KEY"):
+        model.complete([{"role": "user", "content": "hi"}])

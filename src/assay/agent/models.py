@@ -358,7 +358,7 @@ class LiteLLMModel(ModelBase):
             provider = getattr(e, "llm_provider", None) or self.provider
             env = _KEY_ENV.get(provider, f"{provider.upper()}_API_KEY")
             raise UserError(f"no valid API key for {provider}: set {env} "
-                            f"(or pass --api-key) and check that it is not expired.") from None
+                            f"and check that it is not expired.") from None
         except litellm.exceptions.APIConnectionError as e:
             where = self.api_base or self.provider
             raise UserError(f"could not reach model {self.name} at {where} ({str(e)[:160]}); "
@@ -367,10 +367,27 @@ class LiteLLMModel(ModelBase):
             if "LLM Provider NOT provided" in str(e):
                 raise UserError(f"litellm does not know model {self.name!r}; use a provider prefix "
                                 f"such as openai/, anthropic/, ollama_chat/ or hosted_vllm/.") from None
+            self._raise_if_key_missing(litellm)
+            raise
+        except Exception:
+            # Some providers report a missing key as a server error ("Missing credentials").
+            self._raise_if_key_missing(litellm)
             raise
         texts = [(c.message.content or "") for c in resp.choices]
         return self._account(messages, texts, self._cost(litellm, resp), n=n,
                              temperature=temperature, stop=stop, context=context, started=started)
+
+    def _raise_if_key_missing(self, litellm: Any) -> None:
+        """After a failed call: if the provider's key is not set, say so in one sentence."""
+        if self.api_key or self.api_base:
+            return
+        try:
+            missing = litellm.validate_environment(model=self.name).get("missing_keys") or []
+        except Exception:  # diagnosis only; the original error is re-raised by the caller
+            return
+        if missing:
+            raise UserError(f"no API key for {self.provider}: set {' and '.join(missing)} "
+                            f"(model {self.name}).") from None
 
     def _cost(self, litellm: Any, resp: Any) -> Cost:
         usage = getattr(resp, "usage", None)
