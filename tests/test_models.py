@@ -208,3 +208,20 @@ def test_missing_api_key_is_one_sentence_naming_the_variable(monkeypatch):
     model = LiteLLMModel("openai/gpt-4o-mini", num_retries=0)
     with pytest.raises(UserError, match="set OPENAI_API_KEY"):
         model.complete([{"role": "user", "content": "hi"}])
+
+
+def test_unreachable_server_is_one_sentence(monkeypatch):
+    """A refused connection on loopback (litellm reports it as a server error) becomes a UserError."""
+    import socket
+
+    import pytest
+
+    from assay.agent.models import LiteLLMModel
+    from assay.errors import UserError
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    model = LiteLLMModel("hosted_vllm/foo", api_base=f"http://127.0.0.1:{port}/v1", num_retries=0)
+    with pytest.raises(UserError, match="could not reach model hosted_vllm/foo"):
+        model.complete([{"role": "user", "content": "hi"}])

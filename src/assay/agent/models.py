@@ -282,6 +282,18 @@ def _is_unmapped_price(litellm: Any, exc: Exception) -> bool:
     return isinstance(exc, known) or "isn't mapped yet" in str(exc)
 
 
+def _caused_by_connection_failure(exc: BaseException) -> bool:
+    """Whether a connection error (refused, unknown host) is anywhere in the exception chain."""
+    import httpx
+
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, (ConnectionError, httpx.ConnectError)):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
 class LiteLLMModel(ModelBase):
     """Any litellm model. Extra keyword arguments go to `litellm.completion` unchanged (e.g.
     `mock_response="..."` in tests, `top_p`, `reasoning_effort`)."""
@@ -369,9 +381,13 @@ class LiteLLMModel(ModelBase):
                                 f"such as openai/, anthropic/, ollama_chat/ or hosted_vllm/.") from None
             self._raise_if_key_missing(litellm)
             raise
-        except Exception:
-            # Some providers report a missing key as a server error ("Missing credentials").
+        except Exception as e:
+            # Some providers report a missing key, or a refused connection, as a server error.
             self._raise_if_key_missing(litellm)
+            if _caused_by_connection_failure(e):
+                where = self.api_base or self.provider
+                raise UserError(f"could not reach model {self.name} at {where} (connection failed); "
+                                f"check the server and --api-base.") from None
             raise
         texts = [(c.message.content or "") for c in resp.choices]
         return self._account(messages, texts, self._cost(litellm, resp), n=n,
