@@ -349,7 +349,6 @@ class DockerSandbox:
             _, _, end = _read_frames(box, time.monotonic() + 3.0, cap, token, tail, out, err, flood=False)
             if end != "done":
                 reason = reason or "eof"
-        stderr = bytes(err["buf"])
         changed = clean = False
         code = None
         last = err.get("tail", b"")
