@@ -19,7 +19,7 @@ from assay.errors import UserError
 from assay.machine import machine_line
 from assay.search import SearchConfig, SearchOutcome, run_search
 from assay.store import RunStore, atomic_write_text, safe_name
-from assay.types import Budget, Task, TestCase
+from assay.types import Budget, Cost, Task, TestCase
 
 
 def load_humaneval(ids: list[str] | None = None, limit: int | None = None) -> list[tuple[Task, str]]:
@@ -85,7 +85,7 @@ def score_outcome(outcome: SearchOutcome, check_source: str, runner) -> TaskScor
 
 
 def summarise(scores: list[TaskScore], ks: list[int]) -> dict[str, Any]:
-    from assay.metrics import pass_at_k
+    from assay.metrics import cost_per_stage, pass_at_k
 
     n_tasks = len(scores)
     out: dict[str, Any] = {"tasks": n_tasks}
@@ -100,14 +100,7 @@ def summarise(scores: list[TaskScore], ks: list[int]) -> dict[str, Any]:
     }
     out["coverage_all_rounds"] = statistics.mean(float(s.correct_candidates > 0) for s in scores)
     out["selected_pass1"] = statistics.mean(s.selected_pass1 for s in scores)
-    totals: dict[str, dict[str, float]] = {}
-    for s in scores:
-        for stage, c in s.stage_costs.items():
-            t = totals.setdefault(stage, {"calls": 0, "tokens_in": 0, "tokens_out": 0, "usd": 0.0})
-            for key in ("calls", "tokens_in", "tokens_out"):
-                t[key] += c.get(key, 0)
-            t["usd"] = None if t["usd"] is None or c.get("usd") is None else t["usd"] + c["usd"]
-    out["cost_per_stage"] = totals
+    out["cost_per_stage"] = cost_per_stage((stage, Cost(**c)) for s in scores for stage, c in s.stage_costs.items())
     return out
 
 
