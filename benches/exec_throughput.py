@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from assay.asserts import call_inputs  # noqa: E402
 from assay.sandbox.base import Limits, make_sandbox  # noqa: E402
-from assay.sandbox.runner import Runner  # noqa: E402
+from assay.sandbox.runner import PEER_FLOOR_S, Runner  # noqa: E402
 from assay.types import Candidate, Task, TestCase  # noqa: E402
 
 RESULTS = ROOT / "benches" / "results"
@@ -327,8 +327,9 @@ def bench_humaneval(a, sandbox, result) -> None:
            "",
            f"**Speed-up: {r_rate / n_rate:,.1f}x** (outcomes per second). Runner outcomes: {dict(counts)}.",
            f"The Runner's test processes used {r_cpu:.1f} CPU s, {result['runner']['hang_cpu_s']:.1f} s of it in "
-           f"the {result['runner']['hanging_programs']} programs that hung (each burns its first full "
-           "timeout of CPU time, then 0.02 s per further item); with the harness parents "
+           f"the {result['runner']['hanging_programs']} programs that hung (each hang on a test that the "
+           f"other candidates finish fast costs the peer limit's floor, {PEER_FLOOR_S:g} s of CPU, instead "
+           "of the full timeout; then 0.02 s per further item); with the harness parents "
            f"({runner.harness_cpu_s:.1f} s) and this process ({r_main:.1f} s) the Runner used {r_total:.1f} CPU s "
            "(bubblewrap start-up not counted), i.e. an estimated "
            f"{len(pairs) / (r_total / 2):,.0f} outcomes/s on 2 otherwise idle cores (an estimate from CPU "

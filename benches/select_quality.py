@@ -54,7 +54,7 @@ def load_or_run(args) -> tuple[list[PoolEval], list[dict[str, bool]], dict]:
     try:
         runner = Runner(box, test_timeout_s=args.timeout, workers=args.workers, cache_dir=args.runner_cache)
         scorer = Runner(box, test_timeout_s=max(args.timeout, HIDDEN_TIMEOUT_S), workers=args.workers,
-                        cache_dir=args.runner_cache)
+                        cache_dir=args.runner_cache, peer_factor=None)
         t0 = time.monotonic()
         evals = evaluate_pool(pool, runner, prompt_examples=True)
         t1 = time.monotonic()
@@ -80,7 +80,7 @@ def hidden_only(args) -> None:
     box = make_sandbox(args.sandbox)
     try:
         scorer = Runner(box, test_timeout_s=max(args.timeout, HIDDEN_TIMEOUT_S), workers=args.workers,
-                        cache_dir=args.runner_cache)
+                        cache_dir=args.runner_cache, peer_factor=None)
         correct = hidden_correct(pool, scorer)
     finally:
         box.close()

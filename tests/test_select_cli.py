@@ -97,3 +97,30 @@ def test_select_keeps_its_execution_results_by_default(tmp_path, monkeypatch):
     assert second["sandbox"]["runs"] == 0
     assert (tmp_path / "runs" / "_exec_cache").is_dir()
     assert second["selected_pass1"] == first["selected_pass1"]
+
+
+def test_fixed_timeout_gives_a_slow_correct_candidate_the_full_timeout(tmp_path):
+    """Three fast wrong candidates and one correct one that burns 0.8 s of CPU per call: by
+    default its test's limit follows the fast ones (0.5 s floor) and it times out; with
+    --fixed-timeout it gets the full 2 s and wins the vote. Scoring always uses the full limit."""
+    slow = ("import time\n\ndef ident(n):\n    t = time.process_time()\n"
+            "    while time.process_time() - t < 0.8:\n        pass\n    return n\n")
+    task = {"task_id": "slow/ident", "prompt": "def ident(n):\n    \"\"\"Return n.\"\"\"\n",
+            "entry_point": "ident",
+            "candidates": ["def ident(n):\n    return n + 1\n", "def ident(n):\n    return n + 2\n",
+                           "def ident(n):\n    return -n\n", slow],
+            "generated_tests": ["assert ident(4) == 4"], "public_tests": [],
+            "hidden_test": "def check(candidate):\n    assert candidate(3) == 3\n"}
+    pool = tmp_path / "pool.jsonl"
+    pool.write_text(json.dumps(task) + "\n")
+
+    def run(*extra):
+        out = tmp_path / "out.json"
+        main(["select", "--pool", str(pool), "--json", str(out), "--timeout", "2", "--quiet",
+              "--selector", "vote", "--cache-dir", str(tmp_path / "cache"), *_sandbox_args(), *extra])
+        return json.loads(out.read_text())
+
+    r = run()
+    assert r["oracle"] == 1.0
+    assert r["selected_pass1"] == pytest.approx(0.25)  # all four pass nothing: a 4-way tie
+    assert run("--fixed-timeout")["selected_pass1"] == 1.0

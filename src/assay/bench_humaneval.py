@@ -153,10 +153,11 @@ def run_humaneval_bench(
 
     start = time.monotonic()
     checks = {task.id: check for task, check in items}
+    scorer = runner.without_peer_limits()
 
     def one(task: Task) -> TaskScore:
         outcome = run_search(task, cfg, model=model, runner=runner, store=store, budget=budget)
-        return score_outcome(outcome, checks[task.id], runner)
+        return score_outcome(outcome, checks[task.id], scorer)
 
     scores: list[TaskScore] = []
     for task, result in map_unordered(one, [t for t, _ in items], workers=workers):

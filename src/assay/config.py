@@ -24,6 +24,7 @@ class Settings:
     unsafe_no_sandbox: bool = False
     workers: int = 2
     timeout_s: float = 5.0  # per test
+    peer_limits: bool = True  # tighter per-test CPU limits set from the other candidates (sandbox/runner.py)
     memory_mb: int = 1024
     runs_dir: str = "runs"
     seed: int = 0

@@ -68,8 +68,9 @@ def make_runner(settings: Settings, run_id: str | None, budget: Budget | None):
     sandbox = make_sandbox(settings.sandbox, unsafe_no_sandbox=settings.unsafe_no_sandbox,
                            image=settings.image, run_id=run_id)
     cache = Path(settings.runs_dir) / "_exec_cache"
+    kw = {} if settings.peer_limits else {"peer_factor": None}
     return Runner(sandbox, test_timeout_s=settings.timeout_s, memory_mb=settings.memory_mb,
-                  workers=settings.workers, cache_dir=cache, budget=budget)
+                  workers=settings.workers, cache_dir=cache, budget=budget, **kw)
 
 
 def console(quiet: bool = False):

@@ -126,7 +126,10 @@ def register(app: typer.Typer) -> None:
         unsafe_no_sandbox: bool = typer.Option(False, "--unsafe-no-sandbox",
                                                help="Run candidates without isolation (trusted code only)."),
         timeout: float = typer.Option(DEFAULT_TIMEOUT_S, "--timeout",
-                                      help="Seconds per test (the hidden check gets at least 3)."),
+                                      help="Seconds of CPU per test (the hidden check gets at least 3)."),
+        fixed_timeout: bool = typer.Option(False, "--fixed-timeout",
+                                           help="Give every test the full --timeout, instead of a tighter "
+                                                "limit set from how fast the other candidates finish it."),
         examples: bool = typer.Option(True, "--prompt-examples/--no-prompt-examples",
                                       help="Use the prompt's worked examples as trusted tests when "
                                            "a task has no public tests."),
@@ -143,7 +146,8 @@ def register(app: typer.Typer) -> None:
         from assay.types import Budget
 
         settings = load_settings({"workers": workers, "seed": seed, "sandbox": sandbox,
-                                  "quiet": quiet or None, "model": model})
+                                  "quiet": quiet or None, "model": model,
+                                  "peer_limits": False if fixed_timeout else None})
         spec = selector or DEFAULT_PIPELINE
         parse_pipeline(spec)
         require_model(spec, settings.model is not None)
@@ -160,9 +164,9 @@ def register(app: typer.Typer) -> None:
                            image=settings.image)
         try:
             runner = Runner(box, test_timeout_s=timeout, memory_mb=settings.memory_mb,
-                            workers=settings.workers, cache_dir=cache_dir, budget=budget)
-            scorer = Runner(box, test_timeout_s=max(timeout, HIDDEN_TIMEOUT_S), memory_mb=settings.memory_mb,
-                            workers=settings.workers, cache_dir=cache_dir, budget=budget)
+                            workers=settings.workers, cache_dir=cache_dir, budget=budget,
+                            **({} if settings.peer_limits else {"peer_factor": None}))
+            scorer = runner.without_peer_limits(max(timeout, HIDDEN_TIMEOUT_S))
             result = _run(tasks, spec, runner, scorer, judge, budget, settings.seed, examples,
                           show=not settings.quiet)
         finally:

@@ -10,6 +10,10 @@ over a dedicated pipe. The parent enforces a wall-clock deadline per item, SIGKI
 that swallows the alarm (or sleeps), marks that item timed out and forks a fresh child for
 the rest.
 
+Each item may carry its own CPU limit (the Runner's peer-relative limits); every reported item
+says the CPU it used (null when it timed out or died) and the limit it ran under, so a cached
+timeout can be told apart from one that a larger limit might still let finish.
+
 Timeouts count CPU time (ITIMER_PROF), so a loaded machine does not turn slow-but-correct
 tests into timeouts; the parent's wall-clock deadline (WALL_FACTOR x the timeout) catches
 code that blocks without using CPU. After a candidate has timed out `k_reduce` times, its
@@ -19,9 +23,11 @@ than that on a candidate already seen to hang are labelled timeout).
 Job (JSON): timeout, load_timeout, reduced_timeout, k_reduce, memory_mb,
 tasks [{"entry_point", "calls": [args_src], "checks": [[check_src, expected_src|null]],
         "execs": [test_src]}],
-candidates [{"task": task_idx, "src", "calls": [[call_idx, [check_idx...]]], "execs": [exec_idx]}].
-Output line: {"i", "load": null|msg, "calls": [[call_idx, out, [[check_idx, outcome, msg]]]],
-"execs": [[exec_idx, outcome, msg]], "t": wall s, "cpu": child cpu s, "forks"}.
+candidates [{"task": task_idx, "src", "calls": [[call_idx, [check_idx...], limit|null]],
+              "execs": [[exec_idx, limit|null]]}]   (limit null: the job's timeout).
+Output line: {"i", "load": null|msg,
+"calls": [[call_idx, out, [[check_idx, outcome, msg]], cpu|null, limit]],
+"execs": [[exec_idx, outcome, msg, cpu|null, limit]], "t": wall s, "cpu": child cpu s, "forks"}.
 """
 
 import builtins
@@ -50,7 +56,7 @@ OUT_CAP = 300
 
 # Own references, taken before any candidate code runs (candidates may delete builtins or
 # monkeypatch modules inside their child).
-_repr, _len, _isinstance, _str, _type, _bool = repr, len, isinstance, str, type, bool
+_repr, _len, _isinstance, _str, _type, _bool, _round = repr, len, isinstance, str, type, bool, round
 _dict, _exec, _eval, _compile, _callable = dict, exec, eval, compile, callable
 _BaseException, _Exception, _AssertionError = BaseException, Exception, AssertionError
 _SyntaxError = SyntaxError
@@ -61,6 +67,7 @@ _dumps = json.dumps
 _extract_tb = traceback.extract_tb
 _sha1 = __import__("hashlib").sha1
 _monotonic = time.monotonic
+_process_time = time.process_time
 _ModuleType = types.ModuleType
 _sys_modules = sys.modules
 
@@ -259,26 +266,27 @@ class Child:
             return
         fn = ns[self.task["entry_point"]]
         for item in items:
-            t = _timeout(job, hung)
+            t = _timeout(job, hung, item)
+            c0 = _process_time()
             if item[0] == "c":
                 out, checks = self.run_call(ns, fn, item[1], item[2], t)
-                self.send(["c", item[1], out, checks])
                 timed_out = out == "!timeout"
+                self.send(["c", item[1], out, checks, None if timed_out else _round(_process_time() - c0, 5), t])
             else:
                 outcome, msg = self.run_exec(ns, fn, item[1], t)
-                self.send(["x", item[1], outcome, msg])
                 timed_out = outcome == "timeout"
+                self.send(["x", item[1], outcome, msg, None if timed_out else _round(_process_time() - c0, 5), t])
             hung += timed_out
 
 
-def _child_setup(job, n_items):
+def _child_setup(job, items):
     os.setpgid(0, 0)
     mem = job["memory_mb"] * 1024 * 1024
     try:
         _setrlimit(resource.RLIMIT_AS, (mem, mem))
     except (ValueError, OSError):
         pass
-    cpu = int(job["load_timeout"] + n_items * job["timeout"]) + 2
+    cpu = int(job["load_timeout"] + sum(_limit(job, item) for item in items)) + 2
     try:
         _setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
     except (ValueError, OSError):
@@ -317,8 +325,14 @@ def _compile_items(task):
 WALL_FACTOR = 3.0
 
 
-def _timeout(job, hung):
-    return job["reduced_timeout"] if hung >= job["k_reduce"] else job["timeout"]
+def _limit(job, item):
+    """The item's own CPU limit, else the job's timeout."""
+    return item[-1] if item[-1] is not None else job["timeout"]
+
+
+def _timeout(job, hung, item):
+    t = _limit(job, item)
+    return min(t, job["reduced_timeout"]) if hung >= job["k_reduce"] else t
 
 
 def _wall(t):
@@ -349,8 +363,8 @@ def run_candidate(job, all_codes, index, cand):
     """Run all items of one candidate, restarting children as needed; return its result line."""
     task = job["tasks"][cand["task"]]
     codes = all_codes[cand["task"]]
-    items = [("c", ci, checks) for ci, checks in cand.get("calls", [])]
-    items += [("x", xi) for xi in cand.get("execs", [])]
+    items = [("c", ci, checks, lim) for ci, checks, lim in cand.get("calls", [])]
+    items += [("x", xi, lim) for xi, lim in cand.get("execs", [])]
     res = {"i": index, "load": None, "calls": [], "execs": [], "t": 0.0, "cpu": 0.0, "forks": 0}
     started = _monotonic()
     pos = 0
@@ -365,7 +379,7 @@ def run_candidate(job, all_codes, index, cand):
             try:
                 hi = os.dup2(w, 200 + (os.getpid() % 700))
                 os.close(w)
-                _child_setup(job, _len(items) - pos)
+                _child_setup(job, items[pos:])
                 Child(hi, job, task, codes).main(cand, items[pos:], hung)
             finally:
                 _os_exit(0)
@@ -409,7 +423,8 @@ def run_candidate(job, all_codes, index, cand):
                         timed_out = msg[2] == "timeout"
                     hung += timed_out
                     pos += 1
-                deadline = _monotonic() + _wall(_timeout(job, hung))
+                if pos < _len(items):
+                    deadline = _monotonic() + _wall(_timeout(job, hung, items[pos]))
         os.close(r)
         if killed:
             _kill(pid)
@@ -426,16 +441,16 @@ def run_candidate(job, all_codes, index, cand):
             break
         # the child died or hung on items[pos]: record it and continue in a fresh child
         item = items[pos]
-        t = _timeout(job, hung)
+        t = _timeout(job, hung, item)
         if killed:
             outcome, out, msg = "timeout", "!timeout", "timed out after %gs (killed at %gs wall-clock)" % (t, _wall(t))
         else:
             outcome, out, msg = "error", "!ProcessDied", "the candidate process died (%s)" % status
         if item[0] == "c":
             label = task["entry_point"] + "(" + task["calls"][item[1]][:150] + ")"
-            res["calls"].append([item[1], out, [[ci, outcome, label + ": " + msg] for ci in item[2]]])
+            res["calls"].append([item[1], out, [[ci, outcome, label + ": " + msg] for ci in item[2]], None, t])
         else:
-            res["execs"].append([item[1], outcome, msg])
+            res["execs"].append([item[1], outcome, msg, None, t])
         hung += outcome == "timeout"
         pos += 1
         if pos >= _len(items):

@@ -21,6 +21,18 @@ finish. Measured on 20 tasks of the CodeGen-16B HumanEval pool (79,100 pairs, 1 
 not one outcome or signature entry differs from running every item with the full timeout,
 and the children's CPU time drops from 245 s to 30 s. A candidate that hangs on all of its
 50 inputs costs ~2 s instead of 50 s.
+
+Peer-relative limits (EvalPlus sets a test's limit from the reference solution's time; with no
+reference we use the candidates themselves): everything runs first with `peer_floor_s` of CPU
+per item (default 0.5 s). A test's limit is then `peer_factor` (10) x the slowest program
+that finished it in that first pass, at least the floor, at most the timeout, or the full
+timeout when fewer than `peer_quorum` (half) of the programs that ran it finished it. Timeouts
+owed more than they had run again under their limit. So a hang on a test that most programs
+answer in microseconds costs the floor, not the timeout, while a test that is slow for most
+programs, or a task with a single candidate, keeps the full timeout. A finish that took more
+CPU than its limit (known from the cache of another evaluate) reads as a timeout, so results do
+not depend on what the cache holds. `peer_factor=None` turns this off (the hidden-test scorer
+does). Measured on the whole CodeGen-16B pool in benches/results/exec_peer_limits.md.
 """
 
 from __future__ import annotations
@@ -48,6 +60,10 @@ HARNESS_SRC = HARNESS_PATH.read_text(encoding="utf-8")
 # Any change to the harness changes every cache key.
 HARNESS_VERSION = hashlib.sha256(HARNESS_SRC.encode()).hexdigest()[:16]
 LOAD_ERROR_OUT = "!LoadError"
+# Peer-relative CPU limits (see the module docstring); calibrated in benches/exec_peer_limits.py.
+PEER_FACTOR = 10.0
+PEER_FLOOR_S = 0.5
+PEER_QUORUM = 0.5
 
 
 def _h(text: str) -> str:
@@ -124,6 +140,8 @@ class _Record:
     key: str
     load: str | None = None
     units: dict[str, Any] = field(default_factory=dict)  # hashed unit key -> value
+    # per call / whole-test unit: [CPU s it used (None: timed out or died), CPU limit it ran under]
+    ran: dict[str, list] = field(default_factory=dict)
     dirty: bool = False
 
     def get(self, key: str) -> Any:
@@ -140,6 +158,8 @@ class _Work:
     records: dict[str, _Record]  # program norm key -> record
     programs: dict[str, str]  # program norm key -> content
     cand_norm: dict[str, str]  # cid -> program norm key
+    limits: dict[str, float] = field(default_factory=dict)  # unit key -> CPU limit (default: the timeout)
+    why: dict[str, str] = field(default_factory=dict)  # unit key -> how a peer limit was set
 
 
 class Runner:
@@ -148,13 +168,18 @@ class Runner:
     def __init__(self, sandbox: Sandbox, *, test_timeout_s: float = 3.0, memory_mb: int = 1024,
                  workers: int = 2, cache_dir: str | Path | None = None, budget: Budget | None = None,
                  load_timeout_s: float | None = None, reduced_timeout_s: float | None = None,
-                 k_reduce: int = 1, max_batch: int = 40) -> None:
+                 k_reduce: int = 1, max_batch: int = 40, peer_factor: float | None = PEER_FACTOR,
+                 peer_floor_s: float = PEER_FLOOR_S, peer_quorum: float = PEER_QUORUM) -> None:
         self.sandbox = sandbox
         self.test_timeout_s = float(test_timeout_s)
         self.load_timeout_s = float(load_timeout_s if load_timeout_s is not None else test_timeout_s)
         self.reduced_timeout_s = float(reduced_timeout_s if reduced_timeout_s is not None
                                        else min(self.test_timeout_s, 0.02))
         self.k_reduce = k_reduce
+        # peer-relative limits are on when they can be tighter than the timeout
+        self.peer_factor = peer_factor if peer_factor and peer_floor_s < self.test_timeout_s else None
+        self.peer_floor_s = float(peer_floor_s)
+        self.peer_quorum = float(peer_quorum)
         self.memory_mb = memory_mb
         self.workers = max(1, workers)
         self.max_batch = max(1, max_batch)
@@ -165,6 +190,14 @@ class Runner:
         self.sandbox_runs = 0  # batches actually executed (tests and benchmarks read it)
         self.stats: list[dict[str, Any]] = []  # per executed candidate: items, seconds, forks
         self.harness_cpu_s = 0.0  # CPU of the harness parents themselves (not their children)
+
+    def without_peer_limits(self, test_timeout_s: float | None = None) -> "Runner":
+        """A Runner on the same sandbox, cache and budget where every test gets the full
+        timeout: for scoring with hidden tests, which must not depend on the other candidates."""
+        return Runner(self.sandbox, test_timeout_s=test_timeout_s or self.test_timeout_s,
+                      memory_mb=self.memory_mb, workers=self.workers, cache_dir=self.cache_dir,
+                      budget=self.budget, reduced_timeout_s=self.reduced_timeout_s,
+                      k_reduce=self.k_reduce, max_batch=self.max_batch, peer_factor=None)
 
     # ---------------------------------------------------------------- public API
 
@@ -214,8 +247,9 @@ class Runner:
         return task.entry_point
 
     def _config_key(self, ep: str) -> str:
+        peer = [self.peer_factor, self.peer_floor_s, self.peer_quorum] if self.peer_factor else None
         return json.dumps([HARNESS_VERSION, ep, self.test_timeout_s, self.load_timeout_s,
-                           self.reduced_timeout_s, self.k_reduce, self.memory_mb])
+                           self.reduced_timeout_s, self.k_reduce, self.memory_mb, peer])
 
     def _prepare(self, plan: _Plan, candidates: list[Candidate]) -> _Work:
         programs: dict[str, str] = {}
@@ -230,25 +264,86 @@ class Runner:
         records = {norm: self._load_record(_h(conf + "\0" + norm)) for norm in programs}
         return _Work(plan, records, programs, cand_norm)
 
-    def _missing(self, plan: _Plan, rec: _Record) -> dict[str, Any] | None:
-        """The harness job entry for what `rec` lacks, or None if everything is cached."""
+    def _missing(self, plan: _Plan, rec: _Record, limit_of: dict[str, float] | float
+                 ) -> dict[str, Any] | None:
+        """The harness job entry for what `rec` lacks under the CPU limits `limit_of` (one
+        for all units, or per unit key), or None if everything it needs is cached. A cached
+        timeout under a smaller limit is lacking, unless the program is already known to hang
+        (`k_reduce` timeouts under their full limits), as the harness would have cut it short."""
         if rec.load is not None:
             return None
+
+        def lim(key: str) -> float:
+            return limit_of if isinstance(limit_of, float) else limit_of.get(key, self.test_timeout_s)
+
+        def short(key: str) -> bool:  # timed out under less than it is owed now
+            ran = rec.ran.get(key)
+            return ran is None or ran[1] < lim(key) - 1e-9
+
+        timeouts = [k for k in self._unit_keys(plan) if self._timed_out(rec, k)]
+        hangs = sum(not short(k) for k in timeouts) >= self.k_reduce
+        rerun = set() if hangs else {k for k in timeouts if short(k)}
         checks_of: dict[int, list[int]] = {i: [] for i in range(len(plan.calls))}
         for k, (args, _, _) in enumerate(plan.checks):
-            if rec.get(plan.check_key(k)) is None:
-                checks_of[plan.call_index[args]].append(k)
-        calls = [[i, ks] for i, ks in checks_of.items() if ks or rec.get(plan.out_key(i)) is None]
-        execs = [x for x in range(len(plan.execs)) if rec.get(plan.exec_key(x)) is None]
+            i = plan.call_index[args]
+            if rec.get(plan.check_key(k)) is None or plan.out_key(i) in rerun:
+                checks_of[i].append(k)
+        calls = [[i, ks, lim(plan.out_key(i))] for i, ks in checks_of.items()
+                 if ks or rec.get(plan.out_key(i)) is None or plan.out_key(i) in rerun]
+        execs = [[x, lim(plan.exec_key(x))] for x in range(len(plan.execs))
+                 if rec.get(plan.exec_key(x)) is None or plan.exec_key(x) in rerun]
         if not calls and not execs:
             return None
         return {"calls": calls, "execs": execs}
 
+    @staticmethod
+    def _unit_keys(plan: _Plan) -> list[str]:
+        return [plan.out_key(i) for i in range(len(plan.calls))] + \
+            [plan.exec_key(x) for x in range(len(plan.execs))]
+
+    @staticmethod
+    def _timed_out(rec: _Record, key: str) -> bool:
+        v = rec.get(key)
+        return v == "!timeout" or (isinstance(v, list) and v[0] == "timeout")
+
+    def _peer_limits(self, w: _Work) -> None:
+        """Each unit's CPU limit from the programs that finished it within the floor (the first
+        pass): `peer_factor` x the slowest of them, at least `peer_floor_s`, at most the timeout;
+        the full timeout when fewer than `peer_quorum` of the programs that ran it did. Slower
+        finishes (cached from other evaluates) do not count, so a limit does not depend on what
+        the cache holds."""
+        T = self.test_timeout_s
+        floor = self.peer_floor_s
+        loaded = [r for r in w.records.values() if r.load is None]
+        for key in self._unit_keys(w.plan):
+            times = [ran[0] for r in loaded
+                     if (ran := r.ran.get(key)) is not None and ran[0] is not None and ran[0] <= floor]
+            n_ran = sum(r.get(key) is not None for r in loaded)
+            if times and len(times) >= self.peer_quorum * n_ran:
+                L = min(T, max(self.peer_floor_s, self.peer_factor * max(times)))
+                if L < T:
+                    w.limits[key] = L
+                    w.why[key] = (f"this test's limit is {L:g}s of CPU: {self.peer_factor:g}x the slowest of "
+                                  f"the {len(times)} programs that finished it within {floor:g}s ({max(times) * 1000:.1f} ms), "
+                                  f"at least {self.peer_floor_s:g}s; the timeout is {T:g}s")
+
     # ---------------------------------------------------------------- execution
 
     def _execute(self, works: list[_Work]) -> None:
-        entries = [(w, norm, m) for w in works for norm, rec in w.records.items()
-                   if (m := self._missing(w.plan, rec)) is not None]
+        if not self.peer_factor:
+            self._execute_entries([(w, norm, m) for w in works for norm, rec in w.records.items()
+                                   if (m := self._missing(w.plan, rec, self.test_timeout_s)) is not None])
+            return
+        # everything first with the floor as its limit; then the timeouts owed more than that
+        probe = self.peer_floor_s
+        self._execute_entries([(w, norm, m) for w in works for norm, rec in w.records.items()
+                               if (m := self._missing(w.plan, rec, probe)) is not None])
+        for w in works:
+            self._peer_limits(w)
+        self._execute_entries([(w, norm, m) for w in works for norm, rec in w.records.items()
+                               if (m := self._missing(w.plan, rec, w.limits)) is not None])
+
+    def _execute_entries(self, entries: list[tuple[_Work, str, dict[str, Any]]]) -> None:
         if not entries:
             return
         # contiguous slices (few tasks per batch), a multiple of `workers` of them so that no
@@ -338,12 +433,14 @@ class Runner:
                 rec.load = obj["load"]
                 rec.dirty = True
                 return
-            for call_idx, out, checks in obj["calls"]:
+            for call_idx, out, checks, cpu, limit in obj["calls"]:
                 rec.put(plan.out_key(call_idx), out)
+                rec.ran[plan.out_key(call_idx)] = [cpu, limit]
                 for check_idx, outcome, msg in checks:
                     rec.put(plan.check_key(check_idx), [outcome, msg])
-            for exec_idx, outcome, msg in obj["execs"]:
+            for exec_idx, outcome, msg, cpu, limit in obj["execs"]:
                 rec.put(plan.exec_key(exec_idx), [outcome, msg])
+                rec.ran[plan.exec_key(exec_idx)] = [cpu, limit]
 
     # ---------------------------------------------------------------- cache
 
@@ -361,7 +458,8 @@ class Runner:
             if path.exists():
                 try:
                     data = read_json(path)
-                    rec = _Record(key, load=data.get("load"), units=data.get("units", {}))
+                    rec = _Record(key, load=data.get("load"), units=data.get("units", {}),
+                                  ran=data.get("ran", {}))
                 except (ValueError, OSError):
                     rec = _Record(key)  # unreadable cache file: recompute and rewrite
         else:
@@ -373,7 +471,7 @@ class Runner:
         if self.cache_dir is None or not rec.dirty:
             return
         with self._lock:
-            data = {"load": rec.load, "units": dict(rec.units)}
+            data = {"load": rec.load, "units": dict(rec.units), "ran": dict(rec.ran)}
             rec.dirty = False
         write_json(self._cache_path(rec.key), data)
 
@@ -384,7 +482,21 @@ class Runner:
         if rec is None or rec.load is not None:
             return [LOAD_ERROR_OUT] * len(inputs)
         plan = work.plan
-        return [rec.get(plan.out_key(plan.call_index[a])) for a in inputs]
+        return [self._result(work, rec, plan.out_key(plan.call_index[a])) for a in inputs]
+
+    def _result(self, work: _Work, rec: _Record, key: str, unit: str | None = None) -> Any:
+        """The cached value of `unit` (default: `key` itself; a check's `key` is its call),
+        as it reads under this evaluate's limit for `key`: a cached result that took more CPU
+        than that limit reads as a timeout, and a timeout under a peer limit says why."""
+        value = rec.get(unit or key)
+        limit = work.limits.get(key, self.test_timeout_s)
+        ran = rec.ran.get(key)
+        if ran is not None and ran[0] is not None and ran[0] > 1.05 * limit + 0.005:
+            msg = f"took {ran[0]:.2f}s of CPU, over its limit of {limit:g}s"
+            value = "!timeout" if isinstance(value, str) else ["timeout", msg]
+        if key in work.why and isinstance(value, list) and value[0] == "timeout":
+            value = [value[0], f"{value[1]} ({work.why[key]})"]
+        return value
 
     def _evidence(self, task: Task, candidates: list[Candidate], tests: list[TestCase],
                   inputs: list[str], work: _Work) -> Evidence:
@@ -404,8 +516,11 @@ class Runner:
             else:
                 for t in tests:
                     kind, idx = plan.test_unit[t.id]
-                    key = plan.check_key(idx) if kind == "k" else plan.exec_key(idx)
-                    outcome, msg = rec.get(key)
+                    if kind == "k":
+                        call_key = plan.out_key(plan.call_index[plan.checks[idx][0]])
+                        outcome, msg = self._result(work, rec, call_key, plan.check_key(idx))
+                    else:
+                        outcome, msg = self._result(work, rec, plan.exec_key(idx))
                     row[t.id] = outcome
                     if outcome != "pass":
                         msgs[t.id] = msg
@@ -423,5 +538,6 @@ def _dedupe(items: Iterable[str]) -> list[str]:
 def _all_timeout(missing: dict[str, Any], wall_s: float) -> dict[str, Any]:
     msg = f"the sandbox run hit its {wall_s:.0f}s limit before this ran"
     return {"load": None,
-            "calls": [[i, "!timeout", [[k, "timeout", msg] for k in ks]] for i, ks in missing["calls"]],
-            "execs": [[x, "timeout", msg] for x in missing["execs"]]}
+            "calls": [[i, "!timeout", [[k, "timeout", msg] for k in ks], None, 1e9]
+                      for i, ks, _ in missing["calls"]],
+            "execs": [[x, "timeout", msg, None, 1e9] for x, _ in missing["execs"]]}
