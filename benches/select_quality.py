@@ -122,6 +122,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--evidence-cache", default=None, help="gzipped JSON of the pool's evidence (reused)")
     ap.add_argument("--runner-cache", default=None, help="the Runner's per-candidate result cache")
+    ap.add_argument("--shared", action="store_true", help="say that other work shared the machine")
     ap.add_argument("--note", default="", help="extra line for the markdown (e.g. where the pool came from)")
     ap.add_argument("--hidden-only", action="store_true",
                     help="only score every candidate with the hidden test: print oracle and random pass@1")
@@ -148,7 +149,7 @@ def main() -> None:
         "command": "python " + " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:]),
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{os.cpu_count()} cores (nproc {subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()}), {cpu_model()}",
-        "shared_machine": True, "seed": args.seed, "pool": args.pool, "tasks": len(evals),
+        "shared_machine": args.shared, "seed": args.seed, "pool": args.pool, "tasks": len(evals),
         "candidates": sum(len(e.candidates) for e in evals),
         "generated_tests_mean": sum(sum(not t.trusted for t in e.evidence.tests) for e in evals) / len(evals),
         "tasks_with_prompt_examples": sum(bool(e.task.public_tests) for e in evals),
@@ -161,7 +162,8 @@ def main() -> None:
     (out / f"select_quality_{args.name}.json").write_text(json.dumps({"meta": meta, "results": rows}, indent=1) + "\n")
     md = [f"# Selection quality: {args.name}", "", args.note, "",
           f"- command: `{meta['command']}`", f"- date: {meta['date']}; seed {args.seed}",
-          f"- machine: {meta['machine']}; shared with other work while it ran",
+          f"- machine: {meta['machine']}; "
+          + ("shared with other work while it ran" if args.shared else "no other work ran while the tests ran"),
           f"- pool: {meta['tasks']} tasks, {meta['candidates']} candidates, "
           f"{meta['generated_tests_mean']:.1f} generated tests per task on average, "
           f"{meta['tasks_with_prompt_examples']} tasks with worked examples in the prompt",
