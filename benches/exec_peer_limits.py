@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import collections
 import datetime as dt
-import json
 import os
 import shlex
 import sys
@@ -31,27 +30,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benches"))
 
-from exec_throughput import header, machine, write  # noqa: E402
+from exec_throughput import header, machine, pool_jobs, write  # noqa: E402
 
 from assay.asserts import call_inputs  # noqa: E402
 from assay.sandbox.base import make_sandbox  # noqa: E402
 from assay.sandbox.runner import PEER_FACTOR, PEER_FLOOR_S, PEER_QUORUM, Runner, _Plan  # noqa: E402
-from assay.types import Candidate, Task, TestCase  # noqa: E402
 
 SETTINGS = [(f, fl, q) for f in (5.0, 10.0, 20.0) for fl in (0.05, 0.1, 0.25, 0.5) for q in (0.25, 0.5)]
-
-
-def load_jobs(pool_path: Path, n: int | None) -> list:
-    pool = [json.loads(x) for x in pool_path.read_text().splitlines() if x.strip()][:n]
-    jobs = []
-    for t in pool:
-        task = Task(id=t["task_id"], statement=t["prompt"], entry_point=t["entry_point"])
-        cands = [Candidate(id=f"{t['task_id']}#{i}", task_id=t["task_id"], content=c)
-                 for i, c in enumerate(t["candidates"])]
-        tests = [TestCase(id=f"g{i}", source=s) for i, s in enumerate(t["generated_tests"])]
-        tests.append(TestCase(id="hidden", source=t["hidden_test"] + "\ncheck(candidate)\n"))
-        jobs.append((task, cands, tests, None))
-    return jobs
 
 
 def unit_times(runner: Runner, jobs: list) -> list[dict[str, list]]:
@@ -116,7 +101,7 @@ def main() -> None:
     ap.add_argument("--sandbox", default="local")
     ap.add_argument("--note", default=None)
     a = ap.parse_args()
-    jobs = load_jobs(a.pool, a.tasks)
+    jobs = pool_jobs(a.pool, a.tasks)
     sandbox = make_sandbox(a.sandbox)
     result = {
         "command": "python " + " ".join(shlex.quote(x) for x in [os.path.relpath(__file__, ROOT)] + sys.argv[1:]),

@@ -339,10 +339,10 @@ def bench_humaneval(a, sandbox, result) -> None:
     write(a.name or "exec_throughput", result, md)
 
 
-def bench_pool(a, sandbox, result) -> None:
-    pool = [json.loads(line) for line in Path(a.pool).read_text().splitlines() if line.strip()]
-    if a.pool_tasks:
-        pool = pool[: a.pool_tasks]
+def pool_jobs(path: Path, n_tasks: int | None = None) -> list:
+    """Runner jobs for the first `n_tasks` of a pool (JSONL): every candidate against its
+    generated tests plus the hidden check as one more (trusted) test."""
+    pool = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()][:n_tasks]
     jobs = []
     for t in pool:
         task = Task(id=t["task_id"], statement=t["prompt"], entry_point=t["entry_point"])
@@ -352,6 +352,11 @@ def bench_pool(a, sandbox, result) -> None:
         tests.append(TestCase(id="hidden", source=t["hidden_test"] + "\ncheck(candidate)\n",
                               origin="public", trusted=True))
         jobs.append((task, cands, tests, None))
+    return jobs
+
+
+def bench_pool(a, sandbox, result) -> None:
+    jobs = pool_jobs(a.pool, a.pool_tasks)
     runner = Runner(sandbox, test_timeout_s=a.timeout, workers=a.workers)
     t0 = time.monotonic()
     evs = runner.evaluate_many(jobs)

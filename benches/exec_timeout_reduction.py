@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import collections
 import datetime as dt
-import json
 import os
 import shlex
 import sys
@@ -26,11 +25,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benches"))
 
-from exec_throughput import header, machine, write  # noqa: E402
+from exec_throughput import header, machine, pool_jobs, write  # noqa: E402
 
 from assay.sandbox.base import make_sandbox  # noqa: E402
 from assay.sandbox.runner import Runner  # noqa: E402
-from assay.types import Candidate, Task, TestCase  # noqa: E402
 
 
 def main() -> None:
@@ -42,15 +40,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--sandbox", default="local")
     a = ap.parse_args()
-    pool = [json.loads(x) for x in a.pool.read_text().splitlines() if x.strip()][: a.tasks]
-    jobs = []
-    for t in pool:
-        task = Task(id=t["task_id"], statement=t["prompt"], entry_point=t["entry_point"])
-        cands = [Candidate(id=f"{t['task_id']}#{i}", task_id=t["task_id"], content=c)
-                 for i, c in enumerate(t["candidates"])]
-        tests = [TestCase(id=f"g{i}", source=s) for i, s in enumerate(t["generated_tests"])]
-        tests.append(TestCase(id="hidden", source=t["hidden_test"] + "\ncheck(candidate)\n"))
-        jobs.append((task, cands, tests, None))
+    jobs = pool_jobs(a.pool, a.tasks)
     sandbox = make_sandbox(a.sandbox)
     result = {
         "command": "python " + " ".join(shlex.quote(x) for x in [os.path.relpath(__file__, ROOT)] + sys.argv[1:]),
@@ -61,7 +51,8 @@ def main() -> None:
     evs = {}
     for name, kw in (("reduced", {} if a.reduced is None else {"reduced_timeout_s": a.reduced}),
                      ("full", {"k_reduce": 10**9})):
-        r = Runner(sandbox, test_timeout_s=a.timeout, workers=a.workers, **kw)
+        # fixed timeouts on both sides: this isolates the reduced timeout (peer limits: exec_peer_limits.py)
+        r = Runner(sandbox, test_timeout_s=a.timeout, workers=a.workers, peer_factor=None, **kw)
         t0 = time.monotonic()
         evs[name] = r.evaluate_many(jobs)
         result["runs"][name] = {"wall_s": round(time.monotonic() - t0, 1),

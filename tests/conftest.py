@@ -28,3 +28,16 @@ def sandbox(request):
         pytest.skip(f"{request.param} backend unavailable: {e}")
     yield box
     box.close()
+
+
+@pytest.fixture(scope="session")
+def local_sandbox():
+    """The bubblewrap sandbox alone, for tests of what runs inside it (skipped without bwrap)."""
+    from assay.sandbox.base import SandboxUnavailable, make_sandbox
+
+    try:
+        box = make_sandbox("local")
+    except SandboxUnavailable as e:
+        pytest.skip(f"local sandbox unavailable: {e}")
+    yield box
+    box.close()

@@ -32,13 +32,8 @@ class CountingSandbox:
 
 
 @pytest.fixture(scope="module")
-def sandbox():
-    try:
-        sb = make_sandbox("local")
-    except SandboxUnavailable as e:
-        pytest.skip(f"local sandbox unavailable: {e}")
-    yield sb
-    sb.close()
+def sandbox(local_sandbox):
+    return local_sandbox
 
 
 def cand(cid, src):

@@ -2,7 +2,6 @@
 
 import pytest
 
-from assay.sandbox.base import SandboxUnavailable, make_sandbox
 from assay.sandbox.runner import Runner
 from assay.types import Candidate, Task
 from assay.types import TestCase as TC
@@ -25,13 +24,8 @@ def cands(srcs):
 
 
 @pytest.fixture(scope="module")
-def sandbox():
-    try:
-        sb = make_sandbox("local")
-    except SandboxUnavailable as e:
-        pytest.skip(f"local sandbox unavailable: {e}")
-    yield sb
-    sb.close()
+def sandbox(local_sandbox):
+    return local_sandbox
 
 
 def test_an_outlier_among_fast_peers_is_cut_at_the_floor(sandbox):
