@@ -60,6 +60,12 @@ def test_a_single_candidate_is_never_cut(sandbox):
     assert ev.outcomes["c0"] == {"t1": "pass", "t2": "pass"}
 
 
+def test_fewer_than_three_fast_finishers_set_no_limit(sandbox):
+    """Two fast programs are a quorum of three, but too few to say what a test needs."""
+    ev = Runner(sandbox, test_timeout_s=3.0, peer_floor_s=0.1).evaluate(TASK, cands(FAST[:2] + [burner(0.3)]), TESTS)
+    assert ev.outcomes["c2"] == {"t1": "pass", "t2": "pass"}
+
+
 def test_cached_results_read_under_the_limits_of_each_evaluate(sandbox, tmp_path):
     r = Runner(sandbox, test_timeout_s=3.0, peer_floor_s=0.1, cache_dir=tmp_path)
     slow = burner(0.4)

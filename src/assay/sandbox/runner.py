@@ -26,8 +26,8 @@ Peer-relative limits (EvalPlus sets a test's limit from the reference solution's
 reference we use the candidates themselves): everything runs first with `peer_floor_s` of CPU
 per item (default 0.5 s). A test's limit is then `peer_factor` (10) x the slowest program
 that finished it in that first pass, at least the floor, at most the timeout, or the full
-timeout when fewer than `peer_quorum` (half) of the programs that ran it finished it. Timeouts
-owed more than they had run again under their limit. So a hang on a test that most programs
+timeout when fewer than `peer_quorum` (half) of the programs that ran it, or fewer than three,
+finished it. Timeouts owed more than they had run again under their limit. So a hang on a test that most programs
 answer in microseconds costs the floor, not the timeout, while a test that is slow for most
 programs, or a task with a single candidate, keeps the full timeout. A finish that took more
 CPU than its limit (known from the cache of another evaluate) reads as a timeout, so results do
@@ -64,6 +64,7 @@ LOAD_ERROR_OUT = "!LoadError"
 PEER_FACTOR = 10.0
 PEER_FLOOR_S = 0.5
 PEER_QUORUM = 0.5
+PEER_MIN = 3  # fewer finishers than this set no limit: one fast program says little about a test
 
 
 def _h(text: str) -> str:
@@ -309,7 +310,8 @@ class Runner:
     def _peer_limits(self, w: _Work) -> None:
         """Each unit's CPU limit from the programs that finished it within the floor (the first
         pass): `peer_factor` x the slowest of them, at least `peer_floor_s`, at most the timeout;
-        the full timeout when fewer than `peer_quorum` of the programs that ran it did. Slower
+        the full timeout when fewer than `peer_quorum` of the programs that ran it, or fewer than
+        PEER_MIN programs, did. Slower
         finishes (cached from other evaluates) do not count, so a limit does not depend on what
         the cache holds."""
         T = self.test_timeout_s
@@ -319,7 +321,7 @@ class Runner:
             times = [ran[0] for r in loaded
                      if (ran := r.ran.get(key)) is not None and ran[0] is not None and ran[0] <= floor]
             n_ran = sum(r.get(key) is not None for r in loaded)
-            if times and len(times) >= self.peer_quorum * n_ran:
+            if len(times) >= PEER_MIN and len(times) >= self.peer_quorum * n_ran:
                 L = min(T, max(self.peer_floor_s, self.peer_factor * max(times)))
                 if L < T:
                     w.limits[key] = L
