@@ -229,6 +229,16 @@ def machine() -> dict:
             "loadavg_start": os.getloadavg()}
 
 
+def base_result(script: str, a: argparse.Namespace, seed: int | None) -> dict:
+    """What every execution benchmark's result starts with: command, date, settings, machine."""
+    return {
+        "command": "python " + " ".join(shlex.quote(x) for x in [os.path.relpath(script, ROOT)] + sys.argv[1:]),
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "seed": seed, "sandbox": a.sandbox, "workers": a.workers, "timeout_s": a.timeout,
+        "machine": machine(),
+    }
+
+
 def write(name: str, result: dict, md_lines: list[str]) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
@@ -412,12 +422,7 @@ def main() -> None:
     ap.add_argument("--note", default=None, help="a sentence about the machine's state (e.g. shared with other work)")
     a = ap.parse_args()
     sandbox = make_sandbox(a.sandbox)
-    result = {
-        "command": "python " + " ".join(shlex.quote(x) for x in [os.path.relpath(__file__, ROOT)] + sys.argv[1:]),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "seed": a.seed, "sandbox": a.sandbox, "workers": a.workers, "timeout_s": a.timeout,
-        "machine": machine(),
-    }
+    result = base_result(__file__, a, a.seed)
     if a.pool:
         bench_pool(a, sandbox, result)
     else:

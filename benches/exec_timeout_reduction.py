@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import collections
-import datetime as dt
 import os
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -25,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benches"))
 
-from exec_throughput import header, machine, pool_jobs, write  # noqa: E402
+from exec_throughput import base_result, header, pool_jobs, write  # noqa: E402
 
 from assay.sandbox.base import make_sandbox  # noqa: E402
 from assay.sandbox.runner import Runner  # noqa: E402
@@ -42,12 +40,7 @@ def main() -> None:
     a = ap.parse_args()
     jobs = pool_jobs(a.pool, a.tasks)
     sandbox = make_sandbox(a.sandbox)
-    result = {
-        "command": "python " + " ".join(shlex.quote(x) for x in [os.path.relpath(__file__, ROOT)] + sys.argv[1:]),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "seed": None, "sandbox": a.sandbox, "workers": a.workers, "timeout_s": a.timeout,
-        "machine": machine(), "pool": str(a.pool), "tasks": len(jobs), "runs": {},
-    }
+    result = base_result(__file__, a, None) | {"pool": str(a.pool), "tasks": len(jobs), "runs": {}}
     evs = {}
     for name, kw in (("reduced", {} if a.reduced is None else {"reduced_timeout_s": a.reduced}),
                      ("full", {"k_reduce": 10**9})):

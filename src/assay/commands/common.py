@@ -63,14 +63,14 @@ def make_model(settings: Settings, store: RunStore | None, budget: Budget, *, re
 
 def make_runner(settings: Settings, run_id: str | None, budget: Budget | None):
     from assay.sandbox.base import make_sandbox
-    from assay.sandbox.runner import Runner
+    from assay.sandbox.runner import PEER_FACTOR, Runner
 
     sandbox = make_sandbox(settings.sandbox, unsafe_no_sandbox=settings.unsafe_no_sandbox,
                            image=settings.image, run_id=run_id)
     cache = Path(settings.runs_dir) / "_exec_cache"
-    kw = {} if settings.peer_limits else {"peer_factor": None}
     return Runner(sandbox, test_timeout_s=settings.timeout_s, memory_mb=settings.memory_mb,
-                  workers=settings.workers, cache_dir=cache, budget=budget, **kw)
+                  workers=settings.workers, cache_dir=cache, budget=budget,
+                  peer_factor=PEER_FACTOR if settings.peer_limits else None)
 
 
 def console(quiet: bool = False):

@@ -141,7 +141,7 @@ def register(app: typer.Typer) -> None:
         from assay.config import load_settings
         from assay.pool import load_pool
         from assay.sandbox.base import make_sandbox
-        from assay.sandbox.runner import Runner
+        from assay.sandbox.runner import PEER_FACTOR, Runner
         from assay.selectors.pipeline import DEFAULT_PIPELINE, parse_pipeline, require_model
         from assay.types import Budget
 
@@ -165,7 +165,7 @@ def register(app: typer.Typer) -> None:
         try:
             runner = Runner(box, test_timeout_s=timeout, memory_mb=settings.memory_mb,
                             workers=settings.workers, cache_dir=cache_dir, budget=budget,
-                            **({} if settings.peer_limits else {"peer_factor": None}))
+                            peer_factor=PEER_FACTOR if settings.peer_limits else None)
             scorer = runner.without_peer_limits(max(timeout, HIDDEN_TIMEOUT_S))
             result = _run(tasks, spec, runner, scorer, judge, budget, settings.seed, examples,
                           show=not settings.quiet)

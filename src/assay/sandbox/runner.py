@@ -46,7 +46,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from assay.asserts import call_inputs, split_call_check
 from assay.errors import UserError
@@ -311,9 +311,8 @@ class Runner:
         """Each unit's CPU limit from the programs that finished it within the floor (the first
         pass): `peer_factor` x the slowest of them, at least `peer_floor_s`, at most the timeout;
         the full timeout when fewer than `peer_quorum` of the programs that ran it, or fewer than
-        PEER_MIN programs, did. Slower
-        finishes (cached from other evaluates) do not count, so a limit does not depend on what
-        the cache holds."""
+        PEER_MIN programs, did. Slower finishes (cached from other evaluates) do not count, so a
+        limit does not depend on what the cache holds."""
         T = self.test_timeout_s
         floor = self.peer_floor_s
         loaded = [r for r in w.records.values() if r.load is None]
@@ -321,31 +320,28 @@ class Runner:
             times = [ran[0] for r in loaded
                      if (ran := r.ran.get(key)) is not None and ran[0] is not None and ran[0] <= floor]
             n_ran = sum(r.get(key) is not None for r in loaded)
-            if len(times) >= PEER_MIN and len(times) >= self.peer_quorum * n_ran:
-                L = min(T, max(self.peer_floor_s, self.peer_factor * max(times)))
-                if L < T:
-                    w.limits[key] = L
-                    w.why[key] = (f"this test's limit is {L:g}s of CPU: {self.peer_factor:g}x the slowest of "
-                                  f"the {len(times)} programs that finished it within {floor:g}s ({max(times) * 1000:.1f} ms), "
-                                  f"at least {self.peer_floor_s:g}s; the timeout is {T:g}s")
+            if len(times) < PEER_MIN or len(times) < self.peer_quorum * n_ran:
+                continue
+            slowest = max(times)
+            L = min(T, max(floor, self.peer_factor * slowest))
+            if L < T:
+                w.limits[key] = L
+                w.why[key] = (f"this test's limit is {L:g}s of CPU: {self.peer_factor:g}x the slowest of the "
+                              f"{len(times)} programs that finished it within {floor:g}s ({slowest * 1000:.1f} ms), "
+                              f"at least {floor:g}s; the timeout is {T:g}s")
 
     # ---------------------------------------------------------------- execution
 
     def _execute(self, works: list[_Work]) -> None:
-        if not self.peer_factor:
-            self._execute_entries([(w, norm, m) for w in works for norm, rec in w.records.items()
-                                   if (m := self._missing(w.plan, rec, self.test_timeout_s)) is not None])
-            return
-        # everything first with the floor as its limit; then the timeouts owed more than that
-        probe = self.peer_floor_s
-        self._execute_entries([(w, norm, m) for w in works for norm, rec in w.records.items()
-                               if (m := self._missing(w.plan, rec, probe)) is not None])
-        for w in works:
-            self._peer_limits(w)
-        self._execute_entries([(w, norm, m) for w in works for norm, rec in w.records.items()
-                               if (m := self._missing(w.plan, rec, w.limits)) is not None])
+        if self.peer_factor:  # a first pass with the floor as every item's limit sets the peer limits
+            self._execute_missing(works, lambda w: self.peer_floor_s)
+            for w in works:
+                self._peer_limits(w)
+        self._execute_missing(works, lambda w: w.limits)  # no peer limit: the full timeout
 
-    def _execute_entries(self, entries: list[tuple[_Work, str, dict[str, Any]]]) -> None:
+    def _execute_missing(self, works: list[_Work], limits: Callable[[_Work], dict[str, float] | float]) -> None:
+        entries = [(w, norm, m) for w in works for norm, rec in w.records.items()
+                   if (m := self._missing(w.plan, rec, limits(w))) is not None]
         if not entries:
             return
         # contiguous slices (few tasks per batch), a multiple of `workers` of them so that no
@@ -538,6 +534,8 @@ def _dedupe(items: Iterable[str]) -> list[str]:
 
 
 def _all_timeout(missing: dict[str, Any], wall_s: float) -> dict[str, Any]:
+    # limit 1e9: these are final for this evaluate (no second pass reruns them); they are
+    # reported but never written to the disk cache
     msg = f"the sandbox run hit its {wall_s:.0f}s limit before this ran"
     return {"load": None,
             "calls": [[i, "!timeout", [[k, "timeout", msg] for k in ks], None, 1e9]
