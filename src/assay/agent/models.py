@@ -57,7 +57,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol, runtime_checkable
 
 from assay.errors import UserError
-from assay.types import Budget, Cost
+from assay.types import Budget, BudgetExceeded, Cost
 
 if TYPE_CHECKING:
     from assay.store import RunStore
@@ -87,6 +87,18 @@ def request_hash(messages: list[Message]) -> str:
     """Stable hash of a request's messages (roles and contents only)."""
     canon = [{"role": m.get("role", ""), "content": m.get("content", "")} for m in messages]
     return hashlib.sha256(json.dumps(canon, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def within_budget(budget: Budget | None, call: Callable[[], Any], stopped: str) -> Any:
+    """`call()` (a model call), or None when `budget` is spent before or during it; then the
+    reason is logged after `stopped` (what stops, e.g. "HumanEval/0: sampling")."""
+    try:
+        if budget is not None:
+            budget.check()
+        return call()
+    except BudgetExceeded as e:
+        log.info("%s stopped: %s", stopped, e)
+        return None
 
 
 def split_cost(cost: Cost, n: int) -> list[Cost]:

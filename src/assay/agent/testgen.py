@@ -11,9 +11,9 @@ import re
 from typing import Any
 
 from assay.agent.codeparse import code_blocks, extract_function_source
-from assay.agent.models import bind
+from assay.agent.models import bind, within_budget
 from assay.agent.render import problem_block, render
-from assay.types import BudgetExceeded, Budget, Task, TestCase
+from assay.types import Budget, Task, TestCase
 
 log = logging.getLogger("assay.testgen")
 
@@ -241,12 +241,9 @@ def generate_tests(task: Task, model: Any, n: int = 10, budget: Budget | None = 
     m = bind(model, task_id=task.id, trajectory="testgen")
     seen = {_normal(t.source) for t in task.public_tests}
     tests: list[TestCase] = []
-    try:
-        if budget is not None:
-            budget.check()
-        answers = m.complete(_messages(prompt), n=samples, temperature=temperature)
-    except BudgetExceeded as e:
-        log.info("test generation for %s stopped: %s", task.id, e)
+    answers = within_budget(budget, lambda: m.complete(_messages(prompt), n=samples, temperature=temperature),
+                            f"test generation for {task.id}")
+    if answers is None:
         return tests
     for ans in answers:
         for src in parse_asserts(ans.text, entry):
@@ -287,12 +284,9 @@ def generate_input_generators(task: Task, model: Any, n: int = 1, budget: Budget
     prompt = render("testgen_inputs.j2", problem=problem_block(task.statement),
                     entry_point=task.entry_point or "")
     m = bind(model, task_id=task.id, trajectory="input_generators")
-    try:
-        if budget is not None:
-            budget.check()
-        answers = m.complete(_messages(prompt), n=n, temperature=temperature)
-    except BudgetExceeded as e:
-        log.info("input-generator generation for %s stopped: %s", task.id, e)
+    answers = within_budget(budget, lambda: m.complete(_messages(prompt), n=n, temperature=temperature),
+                            f"input-generator generation for {task.id}")
+    if answers is None:
         return []
     out: list[str] = []
     for ans in answers:

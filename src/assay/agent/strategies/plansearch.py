@@ -15,7 +15,7 @@ import random
 import re
 from typing import Any
 
-from assay.agent.models import split_cost
+from assay.agent.models import split_cost, within_budget
 from assay.agent.render import problem_block, render
 from assay.agent.strategies._common import make_candidate, parallel_map, system_message, view
 from assay.types import Budget, BudgetExceeded, Candidate, Cost, Task
@@ -73,14 +73,11 @@ def generate(task: Task, model: Any, n: int, *, runner: Any = None, rounds: int 
     rng = rng or random.Random(0)
     problem = problem_block(task.statement)
     entry = task.entry_point or ""
-    try:
-        if budget is not None:
-            budget.check()
-        obs_answer = _ask(view(model, task, f"{NAME}-observations", store),
-                          render("plansearch_observations.j2", problem=problem,
-                                 k=observations_wanted(n)))
-    except BudgetExceeded as e:
-        log.info("%s: plansearch stopped: %s", task.id, e)
+    obs_answer = within_budget(budget, lambda: _ask(view(model, task, f"{NAME}-observations", store),
+                                                    render("plansearch_observations.j2", problem=problem,
+                                                           k=observations_wanted(n))),
+                               f"{task.id}: plansearch")
+    if obs_answer is None:
         return []
     observations = parse_observations(obs_answer.text)
     if not observations:

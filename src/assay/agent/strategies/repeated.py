@@ -3,14 +3,12 @@ provider allows it; the model falls back to parallel single calls)."""
 
 from __future__ import annotations
 
-import logging
 import random
 from typing import Any
 
+from assay.agent.models import within_budget
 from assay.agent.strategies._common import make_candidate, solve_messages, view
-from assay.types import Budget, BudgetExceeded, Candidate, Task
-
-log = logging.getLogger("assay.strategies.repeated")
+from assay.types import Budget, Candidate, Task
 
 NAME = "repeated"
 
@@ -22,12 +20,9 @@ def sample(task: Task, model: Any, n: int, *, strategy: str = NAME, prefix: str 
     if n <= 0:
         return []
     m = view(model, task, strategy, store)
-    try:
-        if budget is not None:
-            budget.check()
-        completions = m.complete(solve_messages(task), n=n, temperature=temperature)
-    except BudgetExceeded as e:
-        log.info("%s: sampling stopped: %s", task.id, e)
+    completions = within_budget(budget, lambda: m.complete(solve_messages(task), n=n, temperature=temperature),
+                                f"{task.id}: sampling")
+    if completions is None:
         return []
     return [make_candidate(task, c, cid=f"{prefix}{i}", strategy=strategy, model=model,
                            trajectory=f"{strategy}-{i}") for i, c in enumerate(completions)]

@@ -10,8 +10,9 @@ from typing import Any
 
 from assay.agent.render import render
 from assay.agent.strategies import repeated
+from assay.agent.models import within_budget
 from assay.agent.strategies._common import make_candidate, parallel_map, solve_messages, view
-from assay.types import Budget, BudgetExceeded, Candidate, Evidence, Task, TestCase
+from assay.types import Budget, Candidate, Evidence, Task, TestCase
 
 log = logging.getLogger("assay.strategies.self_debug")
 
@@ -68,13 +69,11 @@ def _repair(task: Task, model: Any, current: Candidate, message: str, *, root: C
         {"role": "assistant", "content": _previous_answer(current)},
         {"role": "user", "content": message},
     ]
-    try:
-        if budget is not None:
-            budget.check()
-        completion = view(model, task, trajectory, store).complete(messages, n=1)[0]
-    except BudgetExceeded as e:
-        log.info("%s: self-debug of %s stopped: %s", task.id, root.id, e)
+    completions = within_budget(budget, lambda: view(model, task, trajectory, store).complete(messages, n=1),
+                                f"{task.id}: self-debug of {root.id}")
+    if completions is None:
         return None
+    completion = completions[0]
     return make_candidate(task, completion, cid=f"{root.id}r{round}", strategy=strategy, model=model,
                           trajectory=trajectory, round=root.origin.round + round,
                           parent=current.id, plan=root.origin.plan)
