@@ -132,9 +132,60 @@ def test_synced_mode_syncs_the_device_before_the_end_event():
     times = T.measure(g.fn, [(0,)], g, mode="synced", warmup=1, trials=3)
     assert times == [1.5] * 3
     timed = g.log[g.log.index("sync") + 1:]
-    assert timed[:6] == ["flush", "record", "call(0,)", "sync", "record", "sync"]
+    assert timed[:7] == ["flush", "sync", "record", "call(0,)", "sync", "record", "sync"]
     with pytest.raises(ValueError):
         T.measure(g.fn, [(0,)], g, mode="wall")
+
+
+class QueuedGPU:
+    """A host clock and a device queue, as CUDA has them: a launch costs the host `launch_ms`
+    and queues work that starts when both the device and the launch are done; an event takes
+    the device's time when the queue reaches it; synchronize() makes the host wait."""
+
+    def __init__(self, launch_ms: float, kernel_ms: float, flush_ms: float) -> None:
+        self.host = self.device = 0.0
+        self.launch_ms, self.kernel_ms, self.flush_ms = launch_ms, kernel_ms, flush_ms
+
+    def _queue(self, work_ms: float) -> float:
+        self.host += self.launch_ms
+        self.device = max(self.device, self.host) + work_ms
+        return self.device
+
+    def event(self):
+        gpu = self
+
+        class E:
+            t = None
+
+            def record(self):
+                self.t = gpu._queue(0.0)
+
+            def elapsed_time(self, end):
+                return end.t - self.t
+
+        return E()
+
+    def synchronize(self):
+        self.host = max(self.host, self.device)
+
+    def flush(self):
+        self._queue(self.flush_ms)
+
+    def fn(self, *args):
+        self._queue(self.kernel_ms)
+
+
+def test_device_time_hides_the_launch_cost_and_synced_time_counts_it():
+    # launch cost (0.02 ms) shorter than the flush (0.1 ms): queued behind the flush, the call's
+    # launch is hidden; with the device idle at the start event it is not
+    kw = dict(launch_ms=0.02, kernel_ms=0.05, flush_ms=0.1)
+    g = QueuedGPU(**kw)
+    device = T.measure(g.fn, [()], g, mode="device", warmup=1, trials=5)
+    g = QueuedGPU(**kw)
+    synced = T.measure(g.fn, [()], g, mode="synced", warmup=1, trials=5)
+    assert device == pytest.approx([0.05] * 5)
+    # start event, call and end event each cost one launch: 0.02 (call) + 0.05 (kernel) + 0.02 (end event)
+    assert synced == pytest.approx([0.09] * 5)
 
 
 def test_stats_cv_speedup_and_stream_escape():
@@ -144,6 +195,7 @@ def test_stats_cv_speedup_and_stream_escape():
     assert T.cv([0.98, 1.0, 1.02]) == pytest.approx(0.01633, rel=1e-3)
     assert T.speedup(2.0, 0.5) == 4.0 and T.speedup(None, 1.0) is None and T.speedup(1.0, 0.0) is None
     assert T.escaped_stream(device_ms=0.01, synced_ms=1.0) and not T.escaped_stream(1.0, 1.05)
+    assert not T.escaped_stream(device_ms=0.01, synced_ms=0.07)  # a tiny kernel plus its launch cost
 
 
 def test_wall_backend_measures_host_time():
