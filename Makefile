@@ -6,6 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-base
 TEST_STAMP := $(VENV)/.installed-test
+NVCC_STAMP := $(VENV)/.installed-nvcc
 PYTEST_ARGS ?=
 
 .PHONY: setup setup-test demo test bench-exec clean system-deps
@@ -24,6 +25,13 @@ $(TEST_STAMP): pyproject.toml | $(VENV)/bin/python
 	$(BIN)/pip install -q -e '.[dev,kernels]'
 	touch $(STAMP) $(TEST_STAMP)
 
+# CUDA's compiler from PyPI at torch's CUDA version (about 100 MB), so that a test builds a CUDA
+# load_inline extension in the sandbox: compile and link only, there is no GPU here.
+$(NVCC_STAMP): $(TEST_STAMP)
+	@reqs="$$($(BIN)/python -m assay.kernels.toolkit)"; \
+	  if [ -n "$$reqs" ]; then echo "pip install $$reqs"; $(BIN)/pip install -q $$reqs; fi
+	touch $(NVCC_STAMP)
+
 # bubblewrap is the local sandbox; install it when missing and we may (root + apt).
 system-deps:
 	@command -v bwrap >/dev/null 2>&1 || { \
@@ -36,7 +44,7 @@ system-deps:
 
 setup: system-deps $(STAMP)
 
-setup-test: system-deps $(TEST_STAMP)
+setup-test: system-deps $(TEST_STAMP) $(NVCC_STAMP)
 
 demo: setup
 	$(BIN)/assay demo

@@ -4,7 +4,6 @@ Needs the `kernels` extra (torch + triton)."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -12,9 +11,10 @@ import pytest
 pytest.importorskip("torch", reason="kernel-mode tests need torch: pip install -e '.[kernels]'")
 pytest.importorskip("triton", reason="kernel-mode tests need triton (interpreter mode on CPU)")
 
-from assay.kernels.evaluate import EvalConfig, KernelEvaluator  # noqa: E402
+from assay.kernels.evaluate import EvalConfig, KernelEvaluator, source_hash  # noqa: E402
 from assay.kernels.gate import GatePolicy  # noqa: E402
 from assay.kernels.problem import load_problem  # noqa: E402
+from assay.kernels.toolkit import cuda_home  # noqa: E402
 
 HERE = Path(__file__).parent / "kernels"
 CAND = HERE / "candidates"
@@ -115,11 +115,17 @@ def test_cpp_load_inline_extension_builds_once_and_is_correct(ev, relu):
     assert v.correct, v.message
 
 
-@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not installed here")
-def test_nvcc_compiles_the_cuda_candidate(tmp_path, relu):
+@pytest.mark.skipif(cuda_home() is None, reason="no CUDA compiler here (make test installs one from PyPI)")
+def test_nvcc_builds_the_cuda_candidate_in_the_sandbox(tmp_path, relu):
+    """Compile and link only (no GPU here): nvcc, the host compiler and the linker inside the
+    sandbox, with the build directory as the only writable path."""
     ev = KernelEvaluator(EvalConfig(device="cuda:0", cache_dir=str(tmp_path)))
     built = ev.build(relu, src("legit_cuda_relu"))
     assert built["ok"], built.get("log")
+    assert list((tmp_path / source_hash(src("legit_cuda_relu"), "cuda:0")).glob("build/relu_ext/relu_ext*.so"))
+    broken = src("legit_cuda_relu").replace("y[i] = x[i] > 0.f", "y[i] = x[i] > 0.f +")
+    v = ev.evaluate(relu, broken, "broken")
+    assert v.status == "compile" and "error" in v.compile_log and "cuda.cu" in v.compile_log
 
 
 def test_search_with_real_evaluation_refines_from_mismatch_feedback(ev, relu):

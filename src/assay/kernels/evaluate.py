@@ -28,6 +28,7 @@ from typing import Any
 from assay.kernels import gate as G
 from assay.kernels.problem import Problem
 from assay.kernels.timing import REVIEW_SPEEDUP, escaped_stream, speedup
+from assay.kernels.toolkit import build_env
 from assay.kernels.worker import MARK
 from assay.sandbox.base import Limits, Sandbox
 from assay.sandbox.process import rlimit_preexec, run_process
@@ -162,14 +163,14 @@ class KernelEvaluator:
             # the sandbox uid has no passwd entry; getpass.getuser() (torch.compile's cache) needs one
             "USER": "sandbox", "LOGNAME": "sandbox",
         }
-        for k in ("CUDA_HOME", "TORCH_CUDA_ARCH_LIST", "CUDA_VISIBLE_DEVICES", "CC", "CXX"):
+        for k in ("CUDA_VISIBLE_DEVICES", "CC", "CXX"):
             if k in os.environ:
                 env[k] = os.environ[k]
         if not self.config.is_cuda:
             env["TRITON_INTERPRET"] = "1"  # Triton kernels run on CPU through the interpreter
             env["CUDA_VISIBLE_DEVICES"] = ""
-        elif mode == "compile":
-            env.setdefault("TORCH_CUDA_ARCH_LIST", os.environ.get("TORCH_CUDA_ARCH_LIST", "9.0"))
+        else:  # both modes: the eval process imports the candidate too, and load_inline rechecks its build
+            env.update(build_env(ws))
         return env
 
     def _run(self, ws: Path, spec: dict, timeout: float) -> tuple[dict | None, ExecResult]:

@@ -253,7 +253,7 @@ def main() -> None:
     nonce = sys.stdin.readline().strip()
     import os
 
-    for key in ("TORCH_EXTENSIONS_DIR", "TRITON_CACHE_DIR", "HOME"):
+    for key in ("TORCH_EXTENSIONS_DIR", "TRITON_CACHE_DIR", "HOME", "LIBRARY_PATH"):
         if key in os.environ and not os.path.isabs(os.environ[key]):
             os.environ[key] = os.path.abspath(os.environ[key])
     sys.path.insert(0, os.getcwd())
