@@ -71,13 +71,52 @@ def test_bench_kernelbench_with_given_candidates_writes_fast_p(tmp_path):
     cands.mkdir()
     shutil.copy(K / "candidates" / "legit_triton_relu.py", cands / "1_ReLU.py")  # 2_Scale_Add has none
     res = tmp_path / "results"
-    r = run(["bench", "kernelbench", "--problems-dir", str(K / "problems"), "--level", "1", "--candidates",
-             str(cands), "--device", "cpu", "--shrink", "256", "--out", str(res), "--cache-dir", str(tmp_path / "c"),
-             "--unsafe-no-sandbox"])
+    args = ["bench", "kernelbench", "--problems-dir", str(K / "problems"), "--level", "1", "--candidates",
+            str(cands), "--device", "cpu", "--shrink", "256", "--out", str(res), "--cache-dir", str(tmp_path / "c"),
+            "--runs-dir", str(tmp_path / "runs"), "--unsafe-no-sandbox"]
+    r = run(args)
     assert r.returncode == 0, r.stdout + r.stderr
     data = json.loads((res / "kernelbench_level1_candidates.json").read_text())
     assert data["summary"]["n"] == 2 and data["summary"]["correct"] == 1
     assert data["summary"]["fast_p"]["0"] == 0.5
     assert [p["status"] for p in data["problems"]] == ["correct", "missing"]
+    assert data["complete"] and data["problems_done"] == data["problems_total"] == 2
     md = (res / "kernelbench_level1_candidates.md").read_text()
-    assert "fast_0" in md and "Command:" in md and "Machine:" in md
+    assert "fast_0" in md and "Command:" in md and "Machine:" in md and "Under way" not in md
+    # the same command again reads the verdict back from the run store instead of re-evaluating
+    [saved] = (tmp_path / "runs").glob("kernelbench-level1-*/level1__1_ReLU/40_verdict.json")
+    before = saved.stat().st_mtime_ns
+    r = run(args)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert saved.stat().st_mtime_ns == before
+    assert json.loads((res / "kernelbench_level1_candidates.json").read_text())["summary"] == data["summary"]
+    r = run([*args[:7], str(tmp_path / "nowhere"), *args[8:]])
+    assert r.returncode == 2 and "is not a directory" in r.stderr
+
+
+@needs_torch
+def test_kernel_search_keeps_its_rounds_and_resumes_without_the_model(tmp_path):
+    from assay.agent.models import write_recording
+
+    cand = K / "candidates"
+    rec = write_recording(tmp_path / "rec.jsonl", [
+        {"prompt_contains": "PyTorch reference architecture", "trajectory": "round0",
+         "responses": [f"```python\n{(cand / 'wrong_triton_relu.py').read_text()}```"]},
+        {"prompt_contains": "not correct (mismatch)", "trajectory": "t0",
+         "responses": [f"```python\n{(cand / 'legit_triton_relu.py').read_text()}```"]},
+    ])
+    args = ["kernel", "--problem", RELU, "--device", "cpu", "--shrink", "256", "--samples", "1", "--rounds", "2",
+            "--runs-dir", str(tmp_path / "runs"), "--run-id", "relu", "--cache-dir", str(tmp_path / "c")]
+    r = run([*args, "--model", f"replay:{rec}"])
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "MISMATCH r0-t0" in r.stdout and "CORRECT r1-t0" in r.stdout
+    task = tmp_path / "runs" / "relu" / "level1__1_ReLU"
+    assert (task / "result.py").read_text() == (cand / "legit_triton_relu.py").read_text()
+    assert json.loads((task / "50_selection.json").read_text())["chosen"] == "r1-t0"
+    assert sorted(p.name for p in (task / "trajectories").iterdir()) == ["round0.jsonl", "t0.jsonl"]
+    # resumed with a recording that answers no prompt: any model call would end in exit 2
+    useless = write_recording(tmp_path / "useless.jsonl", [{"prompt_contains": "no prompt says this",
+                                                            "responses": ["nothing"]}])
+    r = run([*args, "--model", f"replay:{useless}"])
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "CORRECT r1-t0" in r.stdout and "best r1-t0" in r.stdout

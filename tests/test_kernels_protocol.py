@@ -276,7 +276,7 @@ def test_search_feeds_back_errors_and_picks_fastest_correct():
     model = ScriptedModel([block("# bad"), "no code here", block("# GOOD ms=0.8"),  # round 0 (n=3)
                            block("# GOOD ms=0.5"), block("# still bad"), block("# GOOD ms=0.9")])
     ev = FakeEvaluator()
-    res = search(prob, model, ev, SearchConfig(samples=3, rounds=2))
+    res = search(prob, model, ev, SearchConfig(samples=3, rounds=2, workers=1))  # scripted: in order
     assert ev.seen[0] == ["r0-t0", "r0-t2"]  # the reply without code is never evaluated
     assert res.best.cid == "r1-t0" and res.best.verdict.new_ms == 0.5
     # round-1 prompts carry each trajectory's own feedback
@@ -308,3 +308,61 @@ def test_extract_code_takes_last_modelnew_block():
     assert extract_code(text) == "class ModelNew: x = 2\n"
     assert extract_code("nothing") is None
     assert extract_code("class ModelNew:\n    pass") == "class ModelNew:\n    pass\n"
+
+
+def test_search_saves_every_round_and_a_rerun_resumes_without_model_or_evaluator(tmp_path):
+    from assay.agent.models import CallRecorder, ScriptedModel
+    from assay.store import RunStore
+
+    prob = load_problem(PROBS / "level1" / "1_ReLU.py")
+    store = RunStore(tmp_path, "kernel-run")
+
+    def answer(messages):  # round 0: wrong; after a mismatch: right; after "Correct.": faster
+        last = messages[-1]["content"]
+        if "not correct" in last:
+            return block("# GOOD ms=0.6")
+        if "Correct." in last:
+            return block("# GOOD ms=0.4")
+        return block("# bad")
+
+    model = ScriptedModel(answer, recorder=CallRecorder(store))
+    ev = FakeEvaluator()
+    first = search(prob, model, ev, SearchConfig(samples=2, rounds=3, workers=4), store=store)
+    assert len(model.calls) == 1 + 2 + 2 and len(ev.seen) == 3
+    assert first.best.cid == "r2-t0" and first.best.verdict.new_ms == 0.4
+    task = store.task_dir(prob.id)
+    assert sorted(p.name for p in (task / "trajectories").iterdir()) == ["round0.jsonl", "t0.jsonl", "t1.jsonl"]
+    assert (task / "result.py").read_text() == first.best.source
+    assert store.load(prob.id, "50_selection.json")["chosen"] == first.best.cid
+
+    # the same command again: everything is read back; no model call, no evaluation
+    again_model, again_ev = ScriptedModel([]), FakeEvaluator()
+    again = search(prob, again_model, again_ev, SearchConfig(samples=2, rounds=3), store=store)
+    assert again_model.calls == [] and again_ev.seen == []
+    assert [a.to_dict() for a in again.attempts] == [a.to_dict() for a in first.attempts]
+    assert again.best.cid == first.best.cid
+
+    # a crash after the model answered round 2 but before its evaluation: the replies are kept
+    (task / "40_round2_attempts.json").unlink()
+    third_ev = FakeEvaluator()
+    third = search(prob, ScriptedModel([]), third_ev, SearchConfig(samples=2, rounds=3), store=store)
+    assert third_ev.seen == [["r2-t0", "r2-t1"]] and third.best.cid == first.best.cid
+
+
+def test_search_keeps_the_replies_it_paid_for_when_the_budget_stops_a_round(tmp_path):
+    from assay.agent.models import ScriptedModel
+    from assay.store import RunStore
+    from assay.types import Budget
+
+    prob = load_problem(PROBS / "level1" / "1_ReLU.py")
+    store = RunStore(tmp_path, "kernel-run")
+    budget = Budget(calls=2)  # round 0, then one of the two round-1 calls
+    model = ScriptedModel(lambda m: block("# bad"), budget=budget)
+    res = search(prob, model, FakeEvaluator(), SearchConfig(samples=2, rounds=3, workers=1), budget, store=store)
+    assert res.stopped and "call" in res.stopped
+    assert [a.cid for a in res.attempts] == ["r0-t0", "r0-t1", "r1-t0"]  # the paid reply was evaluated
+    # with more budget the same command goes on from round 2, asking both trajectories
+    more = ScriptedModel(lambda m: block("# GOOD ms=0.5"))
+    res2 = search(prob, more, FakeEvaluator(), SearchConfig(samples=2, rounds=3), store=store)
+    assert len(more.calls) == 2 and [a.cid for a in res2.attempts][-2:] == ["r2-t0", "r2-t1"]
+    assert res2.best.cid == "r2-t0" and res2.stopped is None

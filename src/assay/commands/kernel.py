@@ -120,43 +120,59 @@ def kernel_search(
     trials: int = typer.Option(5, "--trials", help="Correctness trials (at least 5)."),
     shrink: int = typer.Option(None, "--shrink", help="Clamp problem shape constants to this (CPU runs)."),
     allow_op: list[str] = typer.Option(None, "--allow-op", help="Also allow this torch op in forward."),
-    out_dir: Path = typer.Option(None, "--out", help="Where results go (default runs/kernel-<id>)."),
     cache_dir: str = typer.Option(None, "--cache-dir", help="Build cache (default ~/.cache/assay/kernels)."),
     sandbox: str = typer.Option(None, "--sandbox"),
     unsafe_no_sandbox: bool = typer.Option(False, "--unsafe-no-sandbox"),
+    run_id: str = typer.Option(None, "--run-id", help="Run id (default: derived from the inputs; same id resumes)."),
+    runs_dir: str = typer.Option(None, "--runs-dir", help="Run store root (default ./runs)."),
     max_usd: float = typer.Option(None, "--max-usd"),
     api_base: str = typer.Option(None, "--api-base"),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
-    """Search for a fast, correct kernel for each problem (samples + feedback rounds)."""
+    """Search for a fast, correct kernel for each problem (samples + feedback rounds). Every round
+    is saved in the run store; re-running the same command resumes where it stopped."""
     if ctx.invoked_subcommand is not None:
         return
-    from assay.commands.common import console, make_budget, make_model, settings_from
+    from assay.commands.common import console, make_budget, make_model, open_store, run_id_for, settings_from
     from assay.kernels.evaluate import KernelEvaluator, require_torch
     from assay.kernels.search import SearchConfig, search
-    from assay.store import write_json
 
     require_torch()
-    settings = settings_from(model=model, api_base=api_base, max_usd=max_usd, quiet=quiet or None)
+    settings = settings_from(model=model, api_base=api_base, max_usd=max_usd, runs_dir=runs_dir,
+                             quiet=quiet or None)
     out = console(settings.quiet)
     probs = _load_problems(problem, problems_dir, level, ids, shrink)
-    budget = make_budget(settings)
-    llm = make_model(settings, None, budget, required=True, what="assay kernel")
     cfg = _config(device=device, backend=backend, tolerance=tolerance, trials=trials, baseline=baseline,
                   timing=timing, cache_dir=cache_dir, profile=True, time_on_cpu=False,
                   allow_ops=allow_op, compile_workers=4)
+    search_cfg = SearchConfig(samples=samples, rounds=rounds, backend=backend)
+    settings_id = _run_settings(cfg, search_cfg, settings.model)
+    rid = run_id or run_id_for("kernel", [p.digest for p in probs], settings_id)
+    store = open_store(settings, rid, settings_id)
+    budget = make_budget(settings)
+    llm = make_model(settings, store, budget, required=True, what="assay kernel")
     ev = KernelEvaluator(cfg, _sandbox(sandbox, unsafe_no_sandbox, device))
     for p in probs:
-        res = search(p, llm, ev, SearchConfig(samples=samples, rounds=rounds, backend=backend), budget,
+        res = search(p, llm, ev, search_cfg, budget, store=store,
                      on_round=lambda r, atts: [_print_verdict(out, a.verdict) for a in atts])
-        dest = out_dir or Path(settings.runs_dir) / f"kernel-{p.id.replace('/', '_')}"
-        dest.mkdir(parents=True, exist_ok=True)
-        write_json(dest / "result.json", res.to_dict())
+        where = store.task_dir(p.id)
         if res.best is not None:
-            (dest / "best.py").write_text(res.best.source or "")
-            out.print(f"{p.id}: best {res.best.cid} ({res.best.verdict.message}); written to {dest}/best.py")
+            out.print(f"{p.id}: best {res.best.cid} ({res.best.verdict.message}); {where}/result.py holds it",
+                      highlight=False)
         else:
-            out.print(f"{p.id}: no correct kernel in {len(res.attempts)} attempts; details in {dest}/result.json")
+            out.print(f"{p.id}: no correct kernel in {len(res.attempts)} attempts; every round is in {where}",
+                      highlight=False)
+        if res.stopped:
+            out.print(f"[yellow]stopped early: {res.stopped}; re-run the same command to go on[/yellow]")
+    out.print(f"run directory: {store.dir}", highlight=False)
+
+
+def _run_settings(cfg, search_cfg, model: str | None) -> dict[str, Any]:
+    """What a run's results depend on: the run id is derived from it, so a change starts afresh."""
+    return {"model": model, "backend": search_cfg.backend, "samples": search_cfg.samples,
+            "rounds": search_cfg.rounds, "device": cfg.device, "baseline": cfg.baseline,
+            "timing": cfg.timing_basis, "tolerance": cfg.tolerance, "trials": cfg.trials,
+            "allowed_ops": sorted(cfg.policy.allowed_ops)}
 
 
 @kernel_app.command("eval")
@@ -224,61 +240,99 @@ def kernelbench(
     cache_dir: str = typer.Option(None, "--cache-dir"),
     sandbox: str = typer.Option(None, "--sandbox"),
     unsafe_no_sandbox: bool = typer.Option(False, "--unsafe-no-sandbox"),
+    run_id: str = typer.Option(None, "--run-id", help="Run id (default: derived from the inputs; same id resumes)."),
+    runs_dir: str = typer.Option(None, "--runs-dir", help="Run store root (default ./runs)."),
     max_usd: float = typer.Option(None, "--max-usd"),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
-    """A whole KernelBench level: per-problem results and the level's fast_p table."""
-    from assay.commands.common import console, make_budget, make_model, settings_from
+    """A whole KernelBench level: per-problem results and the level's fast_p table. Each problem's
+    result is kept in the run store as it finishes, and the table is rewritten after each one;
+    re-running the same command resumes."""
+    import hashlib
+
+    from assay.commands.common import console, make_budget, make_model, open_store, run_id_for, settings_from
     from assay.kernels.evaluate import KernelEvaluator, require_torch
     from assay.kernels.search import SearchConfig, search
 
     require_torch()
-    settings = settings_from(model=model, max_usd=max_usd, quiet=quiet or None)
+    settings = settings_from(model=model, max_usd=max_usd, runs_dir=runs_dir, quiet=quiet or None)
     con = console(settings.quiet)
     probs = _load_problems(None, problems_dir, level, ids, shrink)
     cfg = _config(device=device, backend=backend, tolerance=tolerance, trials=5, baseline=baseline,
                   timing=timing, cache_dir=cache_dir, profile=candidates_dir is None,
                   time_on_cpu=False, allow_ops=None, compile_workers=4)
-    ev = KernelEvaluator(cfg, _sandbox(sandbox, unsafe_no_sandbox, device))
+    search_cfg = SearchConfig(samples=samples, rounds=rounds, backend=backend)
+    given: dict[str, str] = {}
+    if candidates_dir is not None:
+        if not candidates_dir.is_dir():
+            raise UserError(f"--candidates {candidates_dir} is not a directory; give the directory that holds "
+                            "one <problem-stem>.py per problem.")
+        given = {p.id: f.read_text(encoding="utf-8") for p in probs
+                 if (f := candidates_dir / f"{Path(p.path).stem}.py").is_file()}
+    settings_id = {**_run_settings(cfg, search_cfg, None if candidates_dir is not None else settings.model),
+                   "candidates": {pid: hashlib.sha256(src.encode()).hexdigest()[:16] for pid, src in given.items()}
+                   if candidates_dir is not None else None}
+    rid = run_id or run_id_for(f"kernelbench-level{level}", [p.digest for p in probs], settings_id)
+    store = open_store(settings, rid, settings_id)
     budget = make_budget(settings)
-    llm = None if candidates_dir else make_model(settings, None, budget, required=True,
+    llm = None if candidates_dir else make_model(settings, store, budget, required=True,
                                                    what="assay bench kernelbench (or pass --candidates DIR)")
+    ev = KernelEvaluator(cfg, _sandbox(sandbox, unsafe_no_sandbox, device))
     rows = []
     for p in probs:
         if candidates_dir is not None:
-            f = candidates_dir / f"{Path(p.path).stem}.py"
-            if not f.is_file():
-                rows.append({"problem_id": p.id, "correct": False, "speedup": None, "status": "missing"})
-                continue
-            v = ev.evaluate(p, f.read_text(encoding="utf-8"), f.stem)
-            row = {"problem_id": p.id, "correct": v.correct, "speedup": v.speedup, "status": v.status,
-                   "verdict": v.to_dict()}
+            row = _given_candidate_row(p, given.get(p.id), ev, store)
         else:
-            res = search(p, llm, ev, SearchConfig(samples=samples, rounds=rounds, backend=backend), budget)
+            res = search(p, llm, ev, search_cfg, budget, store=store)
             d = res.to_dict()
             row = {"problem_id": p.id, "correct": d["correct"], "speedup": d["speedup"],
                    "status": d["best_verdict"]["status"] if d["best_verdict"] else "none", "search": d}
         rows.append(row)
         con.print(f"{p.id}: {row['status']} speedup={row['speedup']}", highlight=False)
-    write_kernelbench_results(rows, out, level=level, model=settings.model, cfg=cfg, console=con)
-
-
-def write_kernelbench_results(rows: list[dict], out: Path, *, level: int, model: str | None, cfg, console=None) -> Path:
+        written = write_kernelbench_results(rows, out, level=level, model=settings.model if llm else None,
+                                            cfg=cfg, of=len(probs), run_dir=store.dir)
     from assay.kernels.metrics import fast_p_table
-    from assay.store import write_json
+
+    table = fast_p_table(rows)
+    con.print(f"fast_p: {table['fast_p']}  geomean: {table['geomean_speedup_correct']}; written to "
+              f"{written.with_suffix('')}.json/.md; run directory {store.dir}", highlight=False)
+
+
+def _given_candidate_row(p, source: str | None, ev, store) -> dict[str, Any]:
+    """One problem's row from a given candidate file, evaluated once per run (kept in the store)."""
+    if source is None:
+        return {"problem_id": p.id, "correct": False, "speedup": None, "status": "missing"}
+    if store.has(p.id, "40_verdict.json"):
+        return store.load(p.id, "40_verdict.json")
+    v = ev.evaluate(p, source, Path(p.path).stem)
+    row = {"problem_id": p.id, "correct": v.correct, "speedup": v.speedup, "status": v.status,
+           "verdict": v.to_dict()}
+    store.save(p.id, "40_verdict.json", row)
+    return row
+
+
+def write_kernelbench_results(rows: list[dict], out: Path, *, level: int, model: str | None, cfg,
+                              of: int | None = None, run_dir: Path | None = None) -> Path:
+    """The level's JSON and markdown; `of` is how many problems the run has, so a table written
+    while it is under way says how far it got."""
+    from assay.kernels.metrics import fast_p_table
+    from assay.store import atomic_write_text, write_json
 
     table = fast_p_table(rows)
     name = f"kernelbench_level{level}_{(model or 'candidates').replace('/', '_')}"
     out.mkdir(parents=True, exist_ok=True)
+    of = len(rows) if of is None else of
     info = {"command": " ".join(shlex.quote(a) for a in sys.argv), "machine": _machine(), "seed": cfg.seed,
             "level": level, "model": model, "device": cfg.device, "baseline": cfg.baseline,
             "fast_p_uses": f"{cfg.timing_basis} time vs {cfg.baseline} "
                            "(synced = KernelBench's per-call time with a device-wide sync)",
-            "tolerance": cfg.tolerance, "summary": table, "problems": rows}
+            "tolerance": cfg.tolerance, "complete": len(rows) >= of, "problems_done": len(rows),
+            "problems_total": of, "run_dir": str(run_dir) if run_dir else None, "summary": table, "problems": rows}
     write_json(out / f"{name}.json", info)
+    progress = "" if len(rows) >= of else f"**Under way: {len(rows)} of {of} problems done.**  "
     lines = [f"# KernelBench level {level} ({model or 'given candidates'})", "",
              f"Command: `{info['command']}`  ", f"Machine: {info['machine']}  ", f"Seed: {cfg.seed}  ",
-             f"fast_p uses {info['fast_p_uses']}.", "",
+             f"fast_p uses {info['fast_p_uses']}.  "] + ([progress] if progress else []) + ["",
              "| problem | status | speedup |", "|---|---|---|"]
     for r in rows:
         sp = f"{r['speedup']:.2f}x" if r.get("speedup") else "-"
@@ -287,10 +341,7 @@ def write_kernelbench_results(rows: list[dict], out: Path, *, level: int, model:
               "|---" * (3 + len(table["fast_p"])) + "|",
               f"| {table['n']} | {table['correct']} | " + " | ".join(f"{v:.2f}" for v in table["fast_p"].values())
               + f" | {table['geomean_speedup_correct'] or 0:.2f} |", ""]
-    (out / f"{name}.md").write_text("\n".join(lines))
-    if console is not None:
-        console.print(f"fast_p: {table['fast_p']}  geomean: {table['geomean_speedup_correct']}; "
-                      f"written to {out / name}.json/.md", highlight=False)
+    atomic_write_text(out / f"{name}.md", "\n".join(lines))
     return out / f"{name}.json"
 
 

@@ -5,11 +5,14 @@ fastest candidate that passed everything (on CPU, untimed: the first correct one
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Callable
 
+from assay.agent.models import bind
+from assay.agent.strategies._common import parallel_map
 from assay.kernels.evaluate import KernelEvaluator, Verdict
 from assay.kernels.problem import Problem
+from assay.store import RunStore, atomic_write_text
 from assay.types import Budget, BudgetExceeded
 
 SYSTEM = (
@@ -59,6 +62,7 @@ class SearchConfig:
     rounds: int = 3
     backend: str = "triton"
     temperature: float | None = None
+    workers: int = 4  # model calls in flight at once in the feedback rounds
 
 
 @dataclass
@@ -71,8 +75,14 @@ class Attempt:
     verdict: Verdict
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.cid, "round": self.round, "trajectory": self.trajectory, "source": self.source,
-                "verdict": self.verdict.to_dict()}
+        return {"id": self.cid, "round": self.round, "trajectory": self.trajectory, "text": self.text,
+                "source": self.source, "verdict": self.verdict.to_dict()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Attempt":
+        names = {f.name for f in fields(Verdict)}
+        verdict = Verdict(**{k: v for k, v in d["verdict"].items() if k in names})
+        return cls(d["id"], d["round"], d["trajectory"], d["text"], d["source"], verdict)
 
 
 @dataclass
@@ -104,47 +114,110 @@ def _parse_failure(cid: str, text: str) -> Verdict:
     return Verdict(cid, "gate", "no ```python block defining class ModelNew in the reply", gate_rules=["no-modelnew"])
 
 
-def search(problem: Problem, model: Any, evaluator: KernelEvaluator, config: SearchConfig,
-           budget: Budget | None = None, on_round: Callable[[int, list[Attempt]], None] | None = None
-           ) -> SearchResult:
-    result = SearchResult(problem.id)
-    base = initial_messages(problem, config.backend)
-    convo: dict[int, list[dict[str, str]]] = {}  # trajectory -> its last exchange
-    for rnd in range(max(1, config.rounds)):
+class RoundFiles:
+    """One problem's rounds in the run store: the model's replies as soon as they arrive (they
+    cost money) and the evaluated attempts after, so re-running the same command reads both
+    back instead of asking the model or the GPU again."""
+
+    def __init__(self, store: RunStore, problem: Problem) -> None:
+        self.store, self.task_id = store, problem.id
+        if not store.has(problem.id, "10_problem.json"):
+            store.save(problem.id, "10_problem.json", {"id": problem.id, "path": str(problem.path),
+                                                        "digest": problem.digest, "source": problem.source})
+
+    def replies(self, rnd: int) -> list[tuple[int, str]] | None:
+        name = f"20_round{rnd}_replies.json"
+        if not self.store.has(self.task_id, name):
+            return None
+        return [(r["trajectory"], r["text"]) for r in self.store.load(self.task_id, name)]
+
+    def save_replies(self, rnd: int, replies: list[tuple[int, str]]) -> None:
+        self.store.save(self.task_id, f"20_round{rnd}_replies.json",
+                        [{"trajectory": t, "text": text} for t, text in replies])
+
+    def attempts(self, rnd: int) -> list[Attempt] | None:
+        name = f"40_round{rnd}_attempts.json"
+        if not self.store.has(self.task_id, name):
+            return None
+        return [Attempt.from_dict(d) for d in self.store.load(self.task_id, name)]
+
+    def save_attempts(self, rnd: int, attempts: list[Attempt]) -> None:
+        self.store.save(self.task_id, f"40_round{rnd}_attempts.json", [a.to_dict() for a in attempts])
+
+    def save_result(self, result: "SearchResult") -> None:
+        b = result.best
+        self.store.save(self.task_id, "50_selection.json", {
+            "chosen": b.cid if b else None, "tied": [],
+            "rationale": f"fastest correct kernel: {b.verdict.message}" if b else
+                         f"no correct kernel in {len(result.attempts)} attempts",
+            "speedup": b.verdict.speedup if b else None, "stopped": result.stopped})
+        if b is not None and b.source:
+            atomic_write_text(self.store.task_dir(self.task_id) / "result.py", b.source)
+
+
+def _ask(problem: Problem, model: Any, base: list[dict[str, str]], convo: dict[int, list[dict[str, str]]],
+         rnd: int, config: SearchConfig, budget: Budget | None) -> tuple[list[tuple[int, str]], str | None]:
+    """This round's replies as (trajectory, text), and why asking stopped early (a budget), if it did.
+    Round 0 is one call for all samples; later rounds one call per trajectory, in parallel."""
+    def one(job: tuple[int, list[dict[str, str]], int]) -> tuple[int, list[str] | None, str | None]:
+        traj, msgs, n = job
         try:
             if budget is not None:
                 budget.check()
-            if rnd == 0:
-                texts = [c.text for c in model.complete(base, n=config.samples, temperature=config.temperature)]
-                requests = list(enumerate(texts))
-            else:
-                requests = []
-                for traj, msgs in sorted(convo.items()):
-                    if budget is not None:
-                        budget.check()
-                    requests.append((traj, model.complete(msgs, n=1, temperature=config.temperature)[0].text))
+            m = bind(model, task_id=problem.id, trajectory="round0" if rnd == 0 else f"t{traj}")
+            return traj, [c.text for c in m.complete(msgs, n=n, temperature=config.temperature)], None
         except BudgetExceeded as e:
-            result.stopped = str(e)
-            break
-        items, fresh = [], []
-        for traj, text in requests:
-            cid = f"r{rnd}-t{traj}"
-            src = extract_code(text)
-            fresh.append((cid, traj, text, src))
-            if src is not None:
-                items.append((cid, src))
-        verdicts = {v.candidate_id: v for v in evaluator.evaluate_many(problem, items)}
-        round_attempts = []
-        for cid, traj, text, src in fresh:
-            v = verdicts.get(cid) or _parse_failure(cid, text)
-            a = Attempt(cid, rnd, traj, text, src, v)
-            round_attempts.append(a)
-            note = ("Make it faster if you can, keeping it correct." if v.correct
+            return traj, None, str(e)
+
+    jobs = [(0, base, config.samples)] if rnd == 0 else [(t, msgs, 1) for t, msgs in sorted(convo.items())]
+    answers = parallel_map(one, jobs, config.workers)
+    if rnd == 0:
+        _, texts, stopped = answers[0]
+        return list(enumerate(texts or [])), stopped
+    replies = [(traj, texts[0]) for traj, texts, _ in answers if texts]
+    return replies, next((why for _, _, why in answers if why), None)
+
+
+def _evaluate(problem: Problem, evaluator: KernelEvaluator, rnd: int, replies: list[tuple[int, str]]) -> list[Attempt]:
+    fresh = [(f"r{rnd}-t{traj}", traj, text, extract_code(text)) for traj, text in replies]
+    items = [(cid, src) for cid, _, _, src in fresh if src is not None]
+    verdicts = {v.candidate_id: v for v in evaluator.evaluate_many(problem, items)} if items else {}
+    return [Attempt(cid, rnd, traj, text, src, verdicts.get(cid) or _parse_failure(cid, text))
+            for cid, traj, text, src in fresh]
+
+
+def search(problem: Problem, model: Any, evaluator: KernelEvaluator, config: SearchConfig,
+           budget: Budget | None = None, on_round: Callable[[int, list[Attempt]], None] | None = None,
+           store: RunStore | None = None) -> SearchResult:
+    """Samples, then feedback rounds. With a `store`, every round is saved and a re-run resumes."""
+    result = SearchResult(problem.id)
+    base = initial_messages(problem, config.backend)
+    files = RoundFiles(store, problem) if store is not None else None
+    convo: dict[int, list[dict[str, str]]] = {}  # trajectory -> its last exchange
+    for rnd in range(max(1, config.rounds)):
+        attempts = files.attempts(rnd) if files else None
+        if attempts is None:
+            replies = files.replies(rnd) if files else None
+            if replies is None:
+                replies, result.stopped = _ask(problem, model, base, convo, rnd, config, budget)
+                if files and replies:
+                    files.save_replies(rnd, replies)
+            if not replies:
+                break
+            attempts = _evaluate(problem, evaluator, rnd, replies)
+            if files:
+                files.save_attempts(rnd, attempts)
+        for a in attempts:
+            note = ("Make it faster if you can, keeping it correct." if a.verdict.correct
                     else "Fix the problem and reply with the complete corrected module.")
-            convo[traj] = base + [{"role": "assistant", "content": text},
-                                  {"role": "user", "content": f"{v.feedback()}\n\n{note}"}]
-        result.attempts.extend(round_attempts)
+            convo[a.trajectory] = base + [{"role": "assistant", "content": a.text},
+                                          {"role": "user", "content": f"{a.verdict.feedback()}\n\n{note}"}]
+        result.attempts.extend(attempts)
         if on_round is not None:
-            on_round(rnd, round_attempts)
+            on_round(rnd, attempts)
+        if result.stopped:
+            break
     result.best = pick_best(result.attempts)
+    if files:
+        files.save_result(result)
     return result
