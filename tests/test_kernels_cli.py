@@ -120,3 +120,26 @@ def test_kernel_search_keeps_its_rounds_and_resumes_without_the_model(tmp_path):
     r = run([*args, "--model", f"replay:{useless}"])
     assert r.returncode == 0, r.stdout + r.stderr
     assert "CORRECT r1-t0" in r.stdout and "best r1-t0" in r.stdout
+
+
+def _gpu_visible() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+@needs_torch
+def test_a_cuda_device_without_a_gpu_is_a_user_error_not_a_candidates_fault(tmp_path):
+    if _gpu_visible():
+        pytest.skip("a GPU is visible here")
+    r = run(["kernel", "eval", "--problem", RELU, "--candidate", str(K / "candidates" / "legit_triton_relu.py"),
+             "--device", "cuda:0", "--cache-dir", str(tmp_path)])
+    assert r.returncode == 2 and "names a GPU that torch cannot use here" in r.stderr
+    assert "Traceback" not in r.stderr and "RUNTIME" not in r.stdout
+    # past the CLI (an evaluator used directly), the worker says it is the machine, not the kernel
+    from assay.kernels.evaluate import EvalConfig, KernelEvaluator
+    from assay.kernels.problem import load_problem
+
+    ev = KernelEvaluator(EvalConfig(device="cuda:0", cache_dir=str(tmp_path / "c")))
+    v = ev.evaluate(load_problem(RELU, shrink=256), (K / "candidates" / "legit_triton_relu.py").read_text())
+    assert v.status == "error" and "CUDA is not available" in v.message

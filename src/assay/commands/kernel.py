@@ -46,6 +46,13 @@ def _config(*, device: str, backend: str | None, tolerance: float | None, trials
                       baselines=("eager",) if on_cpu else _BASELINES)
 
 
+def _require_device(device: str) -> None:
+    from assay.kernels.evaluate import require_cuda
+
+    if device.startswith("cuda"):
+        require_cuda(device)
+
+
 def _sandbox(name: str | None, unsafe: bool, device: str):
     """Candidates build and run in the local sandbox with this venv read-only (and /dev/nvidia*
     on CUDA); a plain child process only with --unsafe-no-sandbox."""
@@ -142,6 +149,7 @@ def kernel_search(
                              quiet=quiet or None)
     out = console(settings.quiet)
     probs = _load_problems(problem, problems_dir, level, ids, shrink)
+    _require_device(device)
     cfg = _config(device=device, backend=backend, tolerance=tolerance, trials=trials, baseline=baseline,
                   timing=timing, cache_dir=cache_dir, profile=True, time_on_cpu=False,
                   allow_ops=allow_op, compile_workers=4)
@@ -213,6 +221,7 @@ def kernel_eval(
     g = check(source, cfg.policy)
     if g.ok:
         require_torch()  # the gate needs no torch; everything after it does
+        _require_device(device)
     ev = KernelEvaluator(cfg, _sandbox(sandbox, unsafe_no_sandbox, device) if g.ok else None)
     v = ev.evaluate(prob, source, candidate.stem)
     _print_verdict(out, v)
@@ -258,6 +267,7 @@ def kernelbench(
     settings = settings_from(model=model, max_usd=max_usd, runs_dir=runs_dir, quiet=quiet or None)
     con = console(settings.quiet)
     probs = _load_problems(None, problems_dir, level, ids, shrink)
+    _require_device(device)
     cfg = _config(device=device, backend=backend, tolerance=tolerance, trials=5, baseline=baseline,
                   timing=timing, cache_dir=cache_dir, profile=candidates_dir is None,
                   time_on_cpu=False, allow_ops=None, compile_workers=4)

@@ -130,6 +130,25 @@ def require_torch() -> None:
                         "`pip install 'assay[kernels]'`.")
 
 
+def require_cuda(device: str) -> None:
+    """A CUDA `--device` must name a GPU that this Python's torch can use; say so before any
+    model call or build instead of blaming every candidate for the machine."""
+    import subprocess
+
+    from assay.errors import UserError
+
+    try:
+        index = int(device.split(":", 1)[1]) if ":" in device else 0
+    except ValueError:
+        raise UserError(f"--device {device!r} is not a device; use cpu, cuda or cuda:N.") from None
+    probe = "import torch; print(torch.cuda.device_count() if torch.cuda.is_available() else 0)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    count = int(out.stdout.strip()) if out.returncode == 0 and out.stdout.strip().isdigit() else 0
+    if index >= count:
+        raise UserError(f"--device {device} names a GPU that torch cannot use here ({count} CUDA device(s) "
+                        "visible); use --device cpu, or a machine with an NVIDIA GPU and a CUDA build of torch.")
+
+
 class KernelEvaluator:
     """Runs candidates through the protocol. `sandbox=None`: kernel_sandbox(device), made at
     first use; an UnsafeSandbox (--unsafe-no-sandbox only) means a plain child process."""

@@ -291,6 +291,10 @@ def main() -> None:
                 return
         emit({"status": "built"})
         return
+    if device.type == "cuda" and not torch.cuda.is_available():  # the machine's fault, not the candidate's
+        emit({"status": "error", "message": f"CUDA is not available to the evaluation process ({device}): "
+                                            "no GPU or driver is visible in the sandbox"})
+        return
     try:
         ref, new = _build_models(prob, cand, device, int(spec.get("seed", 42)))
     except Exception:
