@@ -51,6 +51,7 @@ try:
     from assay.kernels.sandbox import kernel_sandbox
     from assay.sandbox.unsafe import UnsafeSandbox
     from assay.kernels.timing import cv
+    from assay.kernels.toolkit import cuda_home
 except ImportError as e:  # the GPU image has torch but not assay's own dependencies (pydantic)
     sys.exit(f"gpu_validate: cannot import assay ({e}); carry the wheels listed in benches/kernels/README.md.")
 
@@ -226,12 +227,15 @@ def main() -> int:
                                 "dev_paths": getattr(box, "dev_paths", []),
                                 "memory_cgroup": bool(getattr(getattr(box, "cgroups", None), "memory", None))}}
     jobs = []  # untimed / flag-only runs, in parallel
+    build_only: dict[str, str] = {}  # CPU dry run: CUDA sources built (compiled and linked) but not run
     srcs: dict[str, dict[str, str]] = {}
     for p in problems:
         d = HERE / "candidates" / Path(p.path).stem
         s = {f.stem: f.read_text() for f in sorted(d.glob("*.py"))}
         if args.cpu or args.no_cuda_build:
-            s.pop("fast_cuda", None)
+            cuda_src = s.pop("fast_cuda", None)
+            if args.cpu and cuda_src and not args.no_cuda_build and cuda_home() is not None:
+                build_only[p.id] = cuda_src
         s.update(cheats(s["fast"]))
         srcs[p.id] = s
         report["problems"][p.id] = {"gate": {k: G.check(v, ev_check.config.policy).summary() for k, v in s.items()},
@@ -253,6 +257,9 @@ def main() -> int:
     with ThreadPoolExecutor(max_workers=2) as builders:
         cuda_builds = {p.id: builders.submit(ev_fast.build, p, srcs[p.id]["fast_cuda"])
                        for p in problems if "fast_cuda" in srcs[p.id]}
+        ev_build = KernelEvaluator(EvalConfig(**{**common, "device": "cuda:0"}), box) if build_only else None
+        dry_builds = {p.id: builders.submit(ev_build.build, p, build_only[p.id]) for p in problems
+                      if p.id in build_only}
         with ThreadPoolExecutor(max_workers=args.parallel) as pool:
             for pid, name, v in pool.map(run_job, jobs):
                 report["problems"][pid]["runs"][name] = v.to_dict()
@@ -278,6 +285,12 @@ def main() -> int:
     def check(name: str, ok: bool, detail: str, enforced: bool = True) -> None:
         report["checks"].append({"check": name, "ok": bool(ok), "detail": detail, "enforced": enforced})
 
+    for pid, fut in dry_builds.items():
+        built = fut.result()
+        report["problems"][pid]["cuda_build_only"] = {k: v for k, v in built.items() if k != "log"}
+        check(f"{pid}: fast_cuda builds with nvcc (compiled and linked; nothing runs it without a GPU)",
+              built["ok"], f"{built['status']} in {built.get('seconds')} s {built['message'][:150]}"
+              + ("" if built["ok"] else built.get("log", "")[-300:]))
     for p in problems:
         r = report["problems"][p.id]
         gate_ok = {k: G.check(v, ev_check.config.policy).ok for k, v in srcs[p.id].items()}
