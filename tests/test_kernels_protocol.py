@@ -32,6 +32,8 @@ def test_shrink_clamps_large_shape_constants_only():
     assert p.constants == {"batch_size": 64, "in_features": 64, "out_features": 64}
     src = "a = 3\nb = 100000  # big\nc = 2.5\n"
     assert shrink_source(src, 10) == "a = 3\nb = 10  # big\nc = 2.5\n"
+    shapes = "input_shape = (32768,)\ngrid = [4, 4096, (9999,)]\nname = 'x' * 5000\n"
+    assert shrink_source(shapes, 64) == "input_shape = (64,)\ngrid = [4, 64, (9999,)]\nname = 'x' * 5000\n"
     assert load_problem(PROBS / "level1" / "2_Scale_Add.py", shrink=32).constants["alpha"] == 0.5
 
 

@@ -149,3 +149,23 @@ def test_cuda_kernel_sandbox_binds_the_nvidia_nodes_and_sysfs(tmp_path):
     cpu = kernel_sandbox("cpu")
     res = cpu.run([cpu.python(), "-S", "-c", code], tmp_path, Limits(wall_s=30))
     assert cpu.dev_paths == [] and res.stdout.strip() == "False []", res.stderr
+
+
+def test_cuda_kernel_sandbox_shows_a_toolkit_outside_usr_read_only(tmp_path, monkeypatch):
+    from assay.sandbox.base import Limits
+
+    toolkit = tmp_path / "opt-cuda"
+    (toolkit / "bin").mkdir(parents=True)
+    (toolkit / "bin" / "nvcc").write_text("toolkit marker\n")
+    monkeypatch.setenv("CUDA_HOME", str(toolkit))
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    code = (f"print(open('{toolkit}/bin/nvcc').read().strip())\n"
+            f"open('{toolkit}/bin/x', 'w')")
+    sb = kernel_sandbox("cuda:0")
+    res = sb.run([sb.python(), "-S", "-c", code], ws, Limits(wall_s=30))
+    assert res.stdout.strip() == "toolkit marker", res.stderr
+    assert res.exit_code != 0 and ("Read-only" in res.stderr or "Permission denied" in res.stderr)
+    cpu = kernel_sandbox("cpu")  # a CPU run has no use for the toolkit
+    res = cpu.run([cpu.python(), "-S", "-c", code], ws, Limits(wall_s=30))
+    assert "toolkit marker" not in res.stdout

@@ -52,14 +52,19 @@ def _check_format(source: str, where: str) -> dict[str, int | float]:
 
 
 def shrink_source(source: str, cap: int) -> str:
-    """Clamp every module-level `name = <int>` above `cap` to `cap` (shapes for CPU runs)."""
+    """Clamp every module-level integer above `cap` to `cap`, alone (`dim = 16384`) or in a
+    tuple or list (`input_shape = (32768,)`): shapes for CPU runs."""
     tree = ast.parse(source)
     lines = source.splitlines(keepends=True)
     edits = []
     for n in tree.body:
-        if (isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name)
-                and isinstance(n.value, ast.Constant) and type(n.value.value) is int and n.value.value > cap):
-            edits.append((n.value.lineno - 1, n.value.col_offset, n.value.end_col_offset, str(cap)))
+        if not (isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name)):
+            continue
+        values = n.value.elts if isinstance(n.value, (ast.Tuple, ast.List)) else [n.value]
+        for v in values:
+            if (isinstance(v, ast.Constant) and type(v.value) is int and v.value > cap
+                    and v.lineno == v.end_lineno):
+                edits.append((v.lineno - 1, v.col_offset, v.end_col_offset, str(cap)))
     for line, c0, c1, text in sorted(edits, reverse=True):
         lines[line] = lines[line][:c0] + text + lines[line][c1:]
     return "".join(lines)

@@ -29,8 +29,15 @@ def python_paths() -> list[str]:
 
 def kernel_sandbox(device: str) -> LocalSandbox:
     """A LocalSandbox whose python() is this interpreter (unresolved, so a venv stays a venv).
-    On CUDA: the /dev/nvidia* nodes, and /sys read-only (without sysfs cuInit fails with
-    CUDA_ERROR_OPERATING_SYSTEM: the driver reads /sys/module/nvidia* and the PCI topology)."""
+    On CUDA: the /dev/nvidia* nodes, /sys read-only (without sysfs cuInit fails with
+    CUDA_ERROR_OPERATING_SYSTEM: the driver reads /sys/module/nvidia* and the PCI topology), and
+    the CUDA toolkit's root read-only wherever it is."""
     cuda = device.startswith("cuda")
-    return LocalSandbox(site_packages=True, ro_paths=python_paths() + (["/sys"] if cuda else []),
+    extra = []
+    if cuda:
+        from assay.kernels.toolkit import cuda_home
+
+        home = cuda_home()  # a toolkit outside /usr (e.g. /opt/cuda) must be visible to the build
+        extra = ["/sys"] + ([str(home)] if home is not None else [])
+    return LocalSandbox(site_packages=True, ro_paths=python_paths() + extra,
                         python_path=sys.executable, dev_paths=nvidia_devices() if cuda else ())
