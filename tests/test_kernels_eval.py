@@ -137,3 +137,14 @@ def test_search_with_real_evaluation_refines_from_mismatch_feedback(ev, relu):
     assert [a.verdict.status for a in res.attempts] == ["mismatch", "correct"]
     assert res.best.cid == "r1-t0"
     assert "max abs error" in model.calls[1][-1]["content"]
+
+
+def test_a_random_reference_is_the_problems_fault_not_the_candidates(tmp_path, ev):
+    f = tmp_path / "1_ReLU_Dropout.py"
+    f.write_text((HERE / "problems" / "level1" / "1_ReLU.py").read_text().replace(
+        "return torch.relu(x)", "return torch.nn.functional.dropout(torch.relu(x), p=0.5, training=True)"))
+    prob = load_problem(f, shrink=256)
+    assert "dropout" in prob.source
+    v = ev.evaluate(prob, src("legit_triton_relu"))
+    assert v.status == "error" and "reference Model gives different outputs" in v.message
+    assert v.feedback().startswith("The evaluation could not judge your kernel")

@@ -34,6 +34,9 @@ def test_shrink_clamps_large_shape_constants_only():
     assert shrink_source(src, 10) == "a = 3\nb = 10  # big\nc = 2.5\n"
     shapes = "input_shape = (32768,)\ngrid = [4, 4096, (9999,)]\nname = 'x' * 5000\n"
     assert shrink_source(shapes, 64) == "input_shape = (64,)\ngrid = [4, 64, (9999,)]\nname = 'x' * 5000\n"
+    # KernelBench writes many sizes as arithmetic: M = 256 * 8 # 2048
+    arith = "M = 256 * 8 # 2048\nK = 32 * 2\nP = 2 ** 20\nD = (16384 * 2, 3)\nf = 1.5 * 2\n"
+    assert shrink_source(arith, 64) == "M = 64 # 2048\nK = 32 * 2\nP = 64\nD = (64, 3)\nf = 1.5 * 2\n"
     assert load_problem(PROBS / "level1" / "2_Scale_Add.py", shrink=32).constants["alpha"] == 0.5
 
 

@@ -101,6 +101,8 @@ class Verdict:
             text = f"Your code was rejected before building ({', '.join(self.gate_rules)}): {self.message}"
         elif self.status == "compile":
             text = f"Your code failed to build:\n{self.compile_log or self.message}"
+        elif self.status == "error":  # the machine or the problem failed, not the kernel
+            text = f"The evaluation could not judge your kernel: {self.message}"
         elif self.correct:
             text = f"Correct. {self.message}"
             if self.profile:

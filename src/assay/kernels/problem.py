@@ -33,6 +33,21 @@ class Problem:
         return hashlib.sha256(self.source.encode()).hexdigest()[:16]
 
 
+_INT_OPS = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
+            ast.FloorDiv: lambda a, b: a // b if b else None, ast.Pow: lambda a, b: a ** b if 0 <= b <= 64 else None,
+            ast.LShift: lambda a, b: a << b if 0 <= b <= 64 else None}
+
+
+def _int_value(node: ast.AST) -> int | None:
+    """The value of an integer literal or of arithmetic on them (`16384 * 2`, `2 ** 20`), else None."""
+    if isinstance(node, ast.Constant) and type(node.value) is int:
+        return node.value
+    if isinstance(node, ast.BinOp) and type(node.op) in _INT_OPS:
+        a, b = _int_value(node.left), _int_value(node.right)
+        return None if a is None or b is None else _INT_OPS[type(node.op)](a, b)
+    return None
+
+
 def _check_format(source: str, where: str) -> dict[str, int | float]:
     try:
         tree = ast.parse(source)
@@ -45,15 +60,17 @@ def _check_format(source: str, where: str) -> dict[str, int | float]:
                         "give a file with class Model, get_inputs() and get_init_inputs().")
     consts: dict[str, int | float] = {}
     for n in tree.body:
-        if (isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name)
-                and isinstance(n.value, ast.Constant) and type(n.value.value) in (int, float)):
-            consts[n.targets[0].id] = n.value.value
+        if isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name):
+            if isinstance(n.value, ast.Constant) and type(n.value.value) is float:
+                consts[n.targets[0].id] = n.value.value
+            elif (value := _int_value(n.value)) is not None:
+                consts[n.targets[0].id] = value
     return consts
 
 
 def shrink_source(source: str, cap: int) -> str:
-    """Clamp every module-level integer above `cap` to `cap`, alone (`dim = 16384`) or in a
-    tuple or list (`input_shape = (32768,)`): shapes for CPU runs."""
+    """Clamp every module-level integer above `cap` to `cap`, alone (`dim = 16384`, `M = 16384 * 2`)
+    or in a tuple or list (`input_shape = (32768,)`): shapes for CPU runs."""
     tree = ast.parse(source)
     lines = source.splitlines(keepends=True)
     edits = []
@@ -62,8 +79,8 @@ def shrink_source(source: str, cap: int) -> str:
             continue
         values = n.value.elts if isinstance(n.value, (ast.Tuple, ast.List)) else [n.value]
         for v in values:
-            if (isinstance(v, ast.Constant) and type(v.value) is int and v.value > cap
-                    and v.lineno == v.end_lineno):
+            value = _int_value(v)
+            if value is not None and value > cap and v.lineno == v.end_lineno:
                 edits.append((v.lineno - 1, v.col_offset, v.end_col_offset, str(cap)))
     for line, c0, c1, text in sorted(edits, reverse=True):
         lines[line] = lines[line][:c0] + text + lines[line][c1:]

@@ -146,6 +146,13 @@ def correctness(prob, ref, new, device, spec: dict) -> dict:
                 if t % 2 == 0:
                     ref_out = ref(*_clone(inputs))
                     _sync(device)
+                    if t == 0:  # a reference that disagrees with itself cannot judge anyone
+                        drift = compare(ref_out, ref(*_clone(inputs)), tol)
+                        if drift:
+                            return {"status": "error", "trial": t, "message": (
+                                f"the reference Model gives different outputs for the same inputs ({drift}): "
+                                "it is random (dropout in training mode?), so no candidate can be checked "
+                                "against it")}
                     new_out = new(*cand_in)  # ref_out stays alive: its memory cannot be handed back
                     _sync(device)
                 else:

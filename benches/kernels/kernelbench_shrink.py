@@ -1,0 +1,174 @@
+"""Which real KernelBench problems still run on CPU once `--shrink N` clamps their shapes.
+
+`assay kernel --device cpu --shrink N` (and the CPU tests) rely on shrinking: every
+module-level integer above N, alone or in a tuple, becomes N. This loads every problem of the
+given levels from a KernelBench checkout with assay's loader, then runs each shrunken
+reference `Model` once on CPU in its own process (the problems are the dataset's own code, not
+model-written, so no sandbox) and records which run, which fail and why.
+
+  python benches/kernels/kernelbench_shrink.py --problems-dir KernelBench/ --shrink 64 \
+      --kernelbench-commit <sha>
+
+With --protocol it also puts each problem that runs through assay's correctness protocol
+(kernels/evaluate.py, in the local sandbox, gate and build skipped) with a candidate that is the
+reference itself renamed to ModelNew: the same computation must be judged correct, so anything
+else is a false rejection by the protocol (or a problem no candidate could pass).
+
+Writes benches/results/<--name, default kernelbench_shrink_cpu>.{json,md}. The KernelBench checkout is
+third-party data and is not committed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from assay.kernels.problem import load_level, problems_root  # noqa: E402
+from assay.machine import cpu_model  # noqa: E402
+
+RUN_ONE = r"""
+import importlib.util, sys, time, torch
+spec = importlib.util.spec_from_file_location("problem", sys.argv[1])
+m = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(m)
+torch.manual_seed(0)
+model = m.Model(*m.get_init_inputs())
+xs = m.get_inputs()
+t = time.perf_counter()
+with torch.no_grad():
+    model(*xs)
+print("OK", sum(x.numel() for x in xs if isinstance(x, torch.Tensor)), round(time.perf_counter() - t, 4))
+"""
+
+
+def run_one(source: str, timeout: float) -> dict:
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
+        f.write(source)
+    t = time.perf_counter()
+    try:
+        r = subprocess.run([sys.executable, "-c", RUN_ONE, f.name], capture_output=True, text=True,
+                           timeout=timeout, env={**os.environ, "OMP_NUM_THREADS": "2"})
+        if r.returncode == 0 and r.stdout.strip():
+            _, numel, forward_s = r.stdout.split()[-3:]
+            out = {"status": "ok", "input_elements": int(numel), "forward_s": float(forward_s)}
+        else:
+            last = (r.stderr.strip().splitlines() or ["(no output)"])[-1]
+            out = {"status": "fail", "error": last[:300]}
+    except subprocess.TimeoutExpired:
+        out = {"status": "timeout", "error": f"over {timeout:.0f} s"}
+    finally:
+        os.unlink(f.name)
+    out["wall_s"] = round(time.perf_counter() - t, 2)
+    return out
+
+
+def protocol_verdicts(problems: list, workers: int) -> dict[str, dict]:
+    """The reference renamed to ModelNew through the correctness check (no gate, no timing)."""
+    import re
+    from concurrent.futures import ThreadPoolExecutor
+
+    from assay.kernels.evaluate import EvalConfig, KernelEvaluator
+    from assay.kernels.sandbox import kernel_sandbox
+
+    ev = KernelEvaluator(EvalConfig(device="cpu", timing=False, eval_timeout_s=300,
+                                    cache_dir=tempfile.mkdtemp(prefix="assay_kb_protocol_")), kernel_sandbox("cpu"))
+
+    def one(p) -> tuple[str, dict]:
+        source = re.sub(r"^class Model\(", "class ModelNew(", p.source, flags=re.M)
+        source = re.sub(r"super\(Model, self\)", "super(ModelNew, self)", source)
+        # nothing to build (no extension): straight to the fresh-process correctness check
+        v = ev._after_build(p, source, "reference-as-candidate", {"ok": True, "status": "built"})
+        return p.id, {"status": v.status, "message": v.message[:300]}
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return dict(pool.map(one, problems))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--problems-dir", required=True, help="a KernelBench checkout (or its KernelBench/ folder)")
+    ap.add_argument("--levels", default="1,2,3")
+    ap.add_argument("--shrink", type=int, default=64)
+    ap.add_argument("--timeout", type=float, default=120.0)
+    ap.add_argument("--kernelbench-commit", default=None, help="recorded in the report")
+    ap.add_argument("--protocol", action="store_true", help="also run the correctness protocol (see above)")
+    ap.add_argument("--workers", type=int, default=2, help="protocol evaluations at once")
+    ap.add_argument("--out", default=str(ROOT / "benches" / "results"))
+    ap.add_argument("--name", default="kernelbench_shrink_cpu", help="result file stem")
+    a = ap.parse_args()
+    import torch
+
+    started = time.perf_counter()
+    rows, runnable = [], []
+    for level in (int(x) for x in a.levels.split(",")):
+        for p in load_level(problems_root(a.problems_dir), level, shrink=a.shrink):
+            row = {"problem_id": p.id, **run_one(p.source, a.timeout)}
+            rows.append(row)
+            if row["status"] != "ok":
+                print(f"{p.id}: {row['status']}: {row.get('error')}", flush=True)
+            else:
+                runnable.append(p)
+    if a.protocol:
+        verdicts = protocol_verdicts(runnable, a.workers)
+        for r in rows:
+            if r["problem_id"] in verdicts:
+                r["protocol"] = verdicts[r["problem_id"]]
+                if r["protocol"]["status"] != "correct":
+                    print(f"{r['problem_id']}: protocol says {r['protocol']['status']}: "
+                          f"{r['protocol']['message'][:200]}", flush=True)
+    by_level: dict[str, dict[str, int]] = {}
+    for r in rows:
+        lv = by_level.setdefault(r["problem_id"].split("/")[0], {"problems": 0, "ok": 0, "protocol_correct": 0})
+        lv["problems"] += 1
+        lv["ok"] += r["status"] == "ok"
+        lv["protocol_correct"] += r.get("protocol", {}).get("status") == "correct"
+    result = {
+        "command": "python " + " ".join(shlex.quote(x) for x in [os.path.relpath(__file__, ROOT)] + sys.argv[1:]),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"nproc": os.cpu_count(), "cpu": cpu_model(), "torch": torch.__version__,
+                    "python": sys.version.split()[0]},
+        "kernelbench_commit": a.kernelbench_commit, "shrink": a.shrink,
+        "wall_s": round(time.perf_counter() - started, 1), "by_level": by_level, "problems": rows,
+    }
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{a.name}.json").write_text(json.dumps(result, indent=1) + "\n")
+    m = result["machine"]
+    lines = [f"# KernelBench problems on CPU with --shrink {a.shrink}", "",
+             f"- command: `{result['command']}`",
+             f"- date: {result['date']}; KernelBench commit: {a.kernelbench_commit or 'not given'}",
+             f"- machine: {m['nproc']} CPUs ({m['cpu']}), Python {m['python']}, torch {m['torch']}; "
+             f"wall {result['wall_s']} s", "",
+             "| level | problems | reference runs shrunken on CPU | reference-as-candidate judged correct |",
+             "|---|---|---|---|"]
+    lines += [f"| {lv} | {c['problems']} | {c['ok']} | {c['protocol_correct'] if a.protocol else 'not run'} |"
+              for lv, c in by_level.items()]
+    lines += ["", "Problems that do not run shrunken (use them at full size, on a GPU):", "",
+              "| problem | status | error |", "|---|---|---|"]
+    lines += [f"| {r['problem_id']} | {r['status']} | {r.get('error', '').replace('|', '/')} |"
+              for r in rows if r["status"] != "ok"]
+    if a.protocol:
+        lines += ["", "Runnable problems whose own reference, as a candidate, the protocol did not judge correct:", "",
+                  "| problem | verdict | message |", "|---|---|---|"]
+        lines += [f"| {r['problem_id']} | {r['protocol']['status']} | "
+                  f"{r['protocol']['message'][:200].replace('|', '/').replace(chr(10), ' ')} |"
+                  for r in rows if r.get("protocol", {}).get("status") not in (None, "correct")]
+    (out / f"{a.name}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
