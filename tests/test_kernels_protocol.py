@@ -371,3 +371,23 @@ def test_search_keeps_the_replies_it_paid_for_when_the_budget_stops_a_round(tmp_
     res2 = search(prob, more, FakeEvaluator(), SearchConfig(samples=2, rounds=3), store=store)
     assert len(more.calls) == 2 and [a.cid for a in res2.attempts][-2:] == ["r2-t0", "r2-t1"]
     assert res2.best.cid == "r2-t0" and res2.stopped is None
+
+
+def test_search_stops_when_the_evaluation_cannot_judge_any_kernel(tmp_path):
+    from assay.agent.models import ScriptedModel
+    from assay.store import RunStore
+
+    class BrokenMachine(FakeEvaluator):
+        def evaluate_many(self, problem, items):
+            self.seen.append([cid for cid, _ in items])
+            return [Verdict(cid, "error", "CUDA is not available to the evaluation process") for cid, _ in items]
+
+    prob = load_problem(PROBS / "level1" / "1_ReLU.py")
+    store = RunStore(tmp_path, "kernel-run")
+    model, ev = ScriptedModel(lambda m: block("# GOOD")), BrokenMachine()
+    res = search(prob, model, ev, SearchConfig(samples=2, rounds=3), store=store)
+    assert len(model.calls) == 1 and len(ev.seen) == 1  # no feedback round spent on a broken machine
+    assert res.best is None and "could not judge any kernel: CUDA is not available" in res.stopped
+    # once the machine is mended, the same command judges the saved replies without the model
+    again = search(prob, ScriptedModel([]), FakeEvaluator(), SearchConfig(samples=2, rounds=1), store=store)
+    assert again.best is not None and again.best.cid == "r0-t0" and again.stopped is None

@@ -171,7 +171,7 @@ def kernel_search(
             out.print(f"{p.id}: no correct kernel in {len(res.attempts)} attempts; every round is in {where}",
                       highlight=False)
         if res.stopped:
-            out.print(f"[yellow]stopped early: {res.stopped}; re-run the same command to go on[/yellow]")
+            out.print(f"[yellow]stopped early: {res.stopped}; re-running the same command goes on from here[/yellow]")
     out.print(f"run directory: {store.dir}", highlight=False)
 
 
@@ -317,7 +317,8 @@ def _given_candidate_row(p, source: str | None, ev, store) -> dict[str, Any]:
     v = ev.evaluate(p, source, Path(p.path).stem)
     row = {"problem_id": p.id, "correct": v.correct, "speedup": v.speedup, "status": v.status,
            "verdict": v.to_dict()}
-    store.save(p.id, "40_verdict.json", row)
+    if v.status != "error":  # the machine's or the problem's fault: judge it again next time
+        store.save(p.id, "40_verdict.json", row)
     return row
 
 

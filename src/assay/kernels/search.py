@@ -186,6 +186,14 @@ def _evaluate(problem: Problem, evaluator: KernelEvaluator, rnd: int, replies: l
             for cid, traj, text, src in fresh]
 
 
+def _unjudged(attempts: list[Attempt]) -> str | None:
+    """The evaluation's error when it could judge none of the round's kernels, else None."""
+    judged = [a for a in attempts if a.source is not None]
+    if judged and all(a.verdict.status == "error" for a in judged):
+        return judged[0].verdict.message
+    return None
+
+
 def search(problem: Problem, model: Any, evaluator: KernelEvaluator, config: SearchConfig,
            budget: Budget | None = None, on_round: Callable[[int, list[Attempt]], None] | None = None,
            store: RunStore | None = None) -> SearchResult:
@@ -205,7 +213,7 @@ def search(problem: Problem, model: Any, evaluator: KernelEvaluator, config: Sea
             if not replies:
                 break
             attempts = _evaluate(problem, evaluator, rnd, replies)
-            if files:
+            if files and not _unjudged(attempts):  # else a re-run, on a mended machine, judges them again
                 files.save_attempts(rnd, attempts)
         for a in attempts:
             note = ("Make it faster if you can, keeping it correct." if a.verdict.correct
@@ -215,6 +223,8 @@ def search(problem: Problem, model: Any, evaluator: KernelEvaluator, config: Sea
         result.attempts.extend(attempts)
         if on_round is not None:
             on_round(rnd, attempts)
+        if _unjudged(attempts):  # the machine or the problem is at fault: more rounds cannot help
+            result.stopped = f"the evaluation could not judge any kernel: {_unjudged(attempts)}"
         if result.stopped:
             break
     result.best = pick_best(result.attempts)
