@@ -223,8 +223,8 @@ def search(problem: Problem, model: Any, evaluator: KernelEvaluator, config: Sea
         result.attempts.extend(attempts)
         if on_round is not None:
             on_round(rnd, attempts)
-        if _unjudged(attempts):  # the machine or the problem is at fault: more rounds cannot help
-            result.stopped = f"the evaluation could not judge any kernel: {_unjudged(attempts)}"
+        if why := _unjudged(attempts):  # the machine or the problem is at fault: more rounds cannot help
+            result.stopped = f"the evaluation could not judge any kernel: {why}"
         if result.stopped:
             break
     result.best = pick_best(result.attempts)
