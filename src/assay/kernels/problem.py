@@ -48,6 +48,12 @@ def _int_value(node: ast.AST) -> int | None:
     return None
 
 
+def _assignments(tree: ast.Module) -> list[tuple[str, ast.expr]]:
+    """Module-level `name = value` statements: where a problem keeps its shape constants."""
+    return [(n.targets[0].id, n.value) for n in tree.body
+            if isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name)]
+
+
 def _check_format(source: str, where: str) -> dict[str, int | float]:
     try:
         tree = ast.parse(source)
@@ -59,12 +65,11 @@ def _check_format(source: str, where: str) -> dict[str, int | float]:
         raise UserError(f"{where} is not a KernelBench problem (it lacks {', '.join(missing)}); "
                         "give a file with class Model, get_inputs() and get_init_inputs().")
     consts: dict[str, int | float] = {}
-    for n in tree.body:
-        if isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name):
-            if isinstance(n.value, ast.Constant) and type(n.value.value) is float:
-                consts[n.targets[0].id] = n.value.value
-            elif (value := _int_value(n.value)) is not None:
-                consts[n.targets[0].id] = value
+    for name, node in _assignments(tree):
+        if isinstance(node, ast.Constant) and type(node.value) is float:
+            consts[name] = node.value
+        elif (value := _int_value(node)) is not None:
+            consts[name] = value
     return consts
 
 
@@ -74,11 +79,8 @@ def shrink_source(source: str, cap: int) -> str:
     tree = ast.parse(source)
     lines = source.splitlines(keepends=True)
     edits = []
-    for n in tree.body:
-        if not (isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name)):
-            continue
-        values = n.value.elts if isinstance(n.value, (ast.Tuple, ast.List)) else [n.value]
-        for v in values:
+    for _, node in _assignments(tree):
+        for v in node.elts if isinstance(node, (ast.Tuple, ast.List)) else [node]:
             value = _int_value(v)
             if value is not None and value > cap and v.lineno == v.end_lineno:
                 edits.append((v.lineno - 1, v.col_offset, v.end_col_offset, str(cap)))
