@@ -6,6 +6,7 @@ torch is imported only inside the worker processes and behind `require_torch()`,
 
 from __future__ import annotations
 
+import functools
 import shlex
 import subprocess
 import sys
@@ -92,20 +93,25 @@ def _print_verdict(out, v) -> None:
         out.print(f"[yellow]review:[/yellow] {note}")
 
 
-def _machine() -> dict[str, Any]:
+@functools.lru_cache(maxsize=1)
+def _hardware() -> tuple[int | None, str, str | None]:
+    """CPU count, CPU model and GPU name; asked once per process (the results are rewritten after
+    every problem)."""
+    import os
+
     from assay.machine import cpu_model
 
-    cpu = cpu_model()
-    gpu = None
     try:
         gpu = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
                              text=True, timeout=10).stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         gpu = None
-    import os
+    return os.cpu_count(), cpu_model(), gpu
 
-    return {"nproc": os.cpu_count(), "cpu": cpu, "gpu": gpu,
-            "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+def _machine() -> dict[str, Any]:
+    nproc, cpu, gpu = _hardware()
+    return {"nproc": nproc, "cpu": cpu, "gpu": gpu, "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
 @kernel_app.callback()
