@@ -16,20 +16,10 @@ pytestmark = pytest.mark.docker
 IMAGE = "assay-sandbox:py311"
 
 
-def _engine() -> bool:
-    from assay.sandbox.docker import engine_available
-
-    return engine_available()
-
-
 @pytest.fixture(scope="module")
-def client():
-    if not _engine():
-        pytest.skip("no Docker engine reachable")
+def client(docker_image):
     from assay.sandbox.docker import connect
-    from assay.sandbox.image import ensure_image
 
-    ensure_image(IMAGE)  # a fresh CI machine builds it here (about a minute, offline)
     c = connect()
     yield c
     c.close()
