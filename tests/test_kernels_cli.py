@@ -143,3 +143,40 @@ def test_a_cuda_device_without_a_gpu_is_a_user_error_not_a_candidates_fault(tmp_
     ev = KernelEvaluator(EvalConfig(device="cuda:0", cache_dir=str(tmp_path / "c")))
     v = ev.evaluate(load_problem(RELU, shrink=256), (K / "candidates" / "legit_triton_relu.py").read_text())
     assert v.status == "error" and "CUDA is not available" in v.message
+
+
+def _versions(triton: str, numpy: str) -> str:
+    """Code that makes importlib.metadata report these versions (run before assay's CLI)."""
+    return ("import importlib.metadata as md\n_real = md.version\n"
+            f"md.version = lambda n: {{'triton': {triton!r}, 'numpy': {numpy!r}}}.get(n) or _real(n)\n")
+
+
+def test_triton_interpreter_that_cannot_loop_under_this_numpy():
+    from assay.errors import UserError
+    from assay.kernels import evaluate as E
+
+    def with_versions(triton, numpy):
+        import importlib.metadata as md
+
+        real = md.version
+        md.version = lambda n: {"triton": triton, "numpy": numpy}.get(n) or real(n)
+        try:
+            E.require_triton_interpreter()
+        finally:
+            md.version = real
+
+    with pytest.raises(UserError, match=r"Triton 3\.6\.0's CPU interpreter .* numpy 2\.4\.6"):
+        with_versions("3.6.0", "2.4.6")
+    for ok in (("3.6.0", "2.3.5"), ("3.7.0", "2.4.6"), ("3.9.0", "2.5.2")):
+        with_versions(*ok)  # no error
+
+
+@needs_torch
+def test_eval_of_a_triton_kernel_on_cpu_with_a_broken_interpreter_exits_2(tmp_path):
+    args = ["kernel", "eval", "--problem", RELU, "--cache-dir", str(tmp_path), "--candidate"]
+    r = run([*args, str(K / "candidates" / "legit_triton_relu.py")], pre=_versions("3.6.0", "2.4.6"))
+    assert r.returncode == 2 and "install 'numpy<2.4' or triton>=3.7" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+    # a C++ kernel does not go through Triton's interpreter: judged as usual
+    r = run([*args, str(K / "candidates" / "legit_cpp_relu.py")], pre=_versions("3.6.0", "2.4.6"))
+    assert r.returncode == 0, r.stdout + r.stderr

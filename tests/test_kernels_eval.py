@@ -72,7 +72,10 @@ def test_pointer_cache_is_caught_after_timing(timed_ev, relu):
     assert timed_ev.build(relu, cheat)["ok"]
     r = timed_ev.check(relu, cheat)
     stale = r.get("timing", {}).get("stale_after_timing")
-    assert r["status"] == "mismatch" or stale, r  # fresh buffers at an old address, or refilled buffers
+    # caught one of three ways, depending on where the allocator puts each trial's inputs: fresh
+    # values at an old address (mismatch), a repeat call answered from another trial's entry
+    # (nondeterministic), or the timing run's refilled buffers (stale)
+    assert r["status"] in ("mismatch", "nondeterministic") or stale, r
     legit = timed_ev.evaluate(relu, src("legit_triton_relu"), "legit")
     assert legit.correct and legit.timing["rotated_input_sets"] == 4 and legit.new_ms > 0
     assert set(legit.speedups) == {"eager/synced", "eager/device", "compile/synced", "compile/device"}

@@ -55,5 +55,5 @@ def test_arch_list_falls_back_when_no_gpu_answers(tmp_path, monkeypatch):
 
 def test_pip_requirements_follow_torchs_cuda():
     assert TK.pip_requirements("13.2") == ["nvidia-cuda-nvcc==13.2.*", "nvidia-nvvm==13.2.*",
-                                           "nvidia-cuda-crt==13.2.*"]
+                                           "nvidia-cuda-crt==13.2.*", "nvidia-cuda-cccl==13.2.*"]
     assert TK.pip_requirements("12.8") == [] and TK.pip_requirements(None) == []

@@ -119,12 +119,26 @@ def machine() -> dict:
     except (OSError, subprocess.SubprocessError):
         gpu = None
     versions = {}
-    for mod in ("torch", "triton"):
+    for mod in ("torch", "triton", "numpy"):
         try:
             versions[mod] = __import__(mod).__version__
         except ImportError:
             versions[mod] = None
-    return {"nproc": os.cpu_count(), "cpu": cpu, "gpu": gpu, **versions}
+    return {"nproc": os.cpu_count(), "cpu": cpu, "gpu": gpu, **versions, "nvcc": nvcc_release(),
+            "python": sys.version.split()[0]}
+
+
+def nvcc_release() -> str | None:
+    """'13.0, V13.0.88' from the nvcc that CUDA builds use, or None without one."""
+    home = cuda_home()
+    if home is None:
+        return None
+    try:
+        out = subprocess.run([str(home / "bin" / "nvcc"), "--version"], capture_output=True, text=True,
+                             timeout=60).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return next((line.split("release", 1)[1].strip() for line in out.splitlines() if "release" in line), None)
 
 
 def medians(v: Verdict, name: str, mode: str) -> list[float]:
@@ -363,7 +377,9 @@ def markdown(rep: dict) -> str:
     lines = ["# Kernel evaluation protocol: GPU validation" + (" (CPU DRY RUN, not a GPU result)" if rep["cpu_dry_run"]
                                                                else ""), "",
              f"Command: `{rep['command']}`  ", f"Date: {rep['date']}  ", f"Seed: {rep['seed']}  ",
-             f"Machine: {m['nproc']} CPUs ({m['cpu']}), GPU: {m['gpu']}, torch {m['torch']}, triton {m['triton']}  ",
+             f"Machine: {m['nproc']} CPUs ({m['cpu']}), GPU: {m['gpu']}  ",
+             f"Software: Python {m.get('python')}, torch {m['torch']}, triton {m['triton']}, numpy {m.get('numpy')}, "
+             f"nvcc {m.get('nvcc')}  ",
              f"Sandbox: {rep['sandbox']['name']} (devices: {', '.join(rep['sandbox']['dev_paths']) or 'none'}; "
              f"memory cgroup: {'yes' if rep['sandbox']['memory_cgroup'] else 'no'})  ",
              f"Wall time: {rep['wall_s']} s. Result: **{'PASSED' if rep['passed'] else 'FAILED'}**"

@@ -47,11 +47,14 @@ def _config(*, device: str, backend: str | None, tolerance: float | None, trials
                       baselines=("eager",) if on_cpu else _BASELINES)
 
 
-def _require_device(device: str) -> None:
-    from assay.kernels.evaluate import require_cuda
+def _require_device(device: str, kernel: str | None) -> None:
+    """The machine can judge `kernel` ("triton", "cuda", ...) kernels on `device`, or exit 2."""
+    from assay.kernels.evaluate import require_cuda, require_triton_interpreter
 
     if device.startswith("cuda"):
         require_cuda(device)
+    elif kernel == "triton":
+        require_triton_interpreter()
 
 
 def _sandbox(name: str | None, unsafe: bool, device: str):
@@ -155,7 +158,7 @@ def kernel_search(
                              quiet=quiet or None)
     out = console(settings.quiet)
     probs = _load_problems(problem, problems_dir, level, ids, shrink)
-    _require_device(device)
+    _require_device(device, backend)
     cfg = _config(device=device, backend=backend, tolerance=tolerance, trials=trials, baseline=baseline,
                   timing=timing, cache_dir=cache_dir, profile=True, time_on_cpu=False,
                   allow_ops=allow_op, compile_workers=4)
@@ -227,7 +230,7 @@ def kernel_eval(
     g = check(source, cfg.policy)
     if g.ok:
         require_torch()  # the gate needs no torch; everything after it does
-        _require_device(device)
+        _require_device(device, g.kernel)
     ev = KernelEvaluator(cfg, _sandbox(sandbox, unsafe_no_sandbox, device) if g.ok else None)
     v = ev.evaluate(prob, source, candidate.stem)
     _print_verdict(out, v)
@@ -273,7 +276,7 @@ def kernelbench(
     settings = settings_from(model=model, max_usd=max_usd, runs_dir=runs_dir, quiet=quiet or None)
     con = console(settings.quiet)
     probs = _load_problems(None, problems_dir, level, ids, shrink)
-    _require_device(device)
+    _require_device(device, backend)
     cfg = _config(device=device, backend=backend, tolerance=tolerance, trials=5, baseline=baseline,
                   timing=timing, cache_dir=cache_dir, profile=candidates_dir is None,
                   time_on_cpu=False, allow_ops=None, compile_workers=4)

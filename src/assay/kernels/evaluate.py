@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 import statistics
@@ -149,6 +150,27 @@ def require_cuda(device: str) -> None:
     if index >= count:
         raise UserError(f"--device {device} names a GPU that torch cannot use here ({count} CUDA device(s) "
                         "visible); use --device cpu, or a machine with an NVIDIA GPU and a CUDA build of torch.")
+
+
+def require_triton_interpreter() -> None:
+    """Triton kernels on the CPU run in Triton's interpreter. Up to Triton 3.6 it turns a loop
+    bound into an int in a way numpy 2.4 refuses (a TypeError from every `range(0, n, BLOCK)`;
+    Triton 3.7 fixed it): say so once instead of blaming every candidate that loops."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from assay.errors import UserError
+
+    def release(v: str) -> tuple[int, int]:
+        m = re.match(r"(\d+)\.(\d+)", v)
+        return (int(m[1]), int(m[2])) if m else (0, 0)
+
+    try:
+        triton, numpy = version("triton"), version("numpy")
+    except PackageNotFoundError:
+        return
+    if release(triton) < (3, 7) and release(numpy) >= (2, 4):
+        raise UserError(f"Triton {triton}'s CPU interpreter cannot run kernels that loop under numpy {numpy} "
+                        "(Triton 3.7 fixed it); install 'numpy<2.4' or triton>=3.7, or use --device cuda.")
 
 
 class KernelEvaluator:

@@ -2,10 +2,12 @@
 
 torch.utils.cpp_extension takes its toolkit from CUDA_HOME, else the nvcc on PATH, else
 /usr/local/cuda. Users whose torch came from PyPI can take nvcc from PyPI too
-(`nvidia-cuda-nvcc`, `nvidia-nvvm` and `nvidia-cuda-crt` at torch's CUDA version): those wheels
-unpack into site-packages/nvidia/cu13/{bin,include,lib,nvvm}, a toolkit root torch can build
-with, except that the runtime wheel has only `libcudart.so.13` and the linker's `-lcudart`
-needs `libcudart.so`. `linker_dir` supplies that name in a directory of the build's own.
+(`nvidia-cuda-nvcc`, `nvidia-nvvm`, `nvidia-cuda-crt` and `nvidia-cuda-cccl` at torch's CUDA
+version): those wheels unpack into site-packages/nvidia/cu13/{bin,include,lib,nvvm}, a toolkit
+root torch can build with, except that the runtime wheel has only `libcudart.so.13` and the
+linker's `-lcudart` needs `libcudart.so`. `linker_dir` supplies that name in a directory of the
+build's own. CCCL is named because torch's headers include cuda_fp16.h, which needs its
+<nv/target>; some torch releases pull it in (2.15, through nvshmem) and others do not (2.11).
 """
 
 from __future__ import annotations
@@ -97,7 +99,8 @@ def pip_requirements(torch_cuda: str | None) -> list[str]:
     if not torch_cuda or int(torch_cuda.split(".")[0]) < 13:
         return []
     major_minor = ".".join(torch_cuda.split(".")[:2])
-    return [f"{name}=={major_minor}.*" for name in ("nvidia-cuda-nvcc", "nvidia-nvvm", "nvidia-cuda-crt")]
+    return [f"{name}=={major_minor}.*"
+            for name in ("nvidia-cuda-nvcc", "nvidia-nvvm", "nvidia-cuda-crt", "nvidia-cuda-cccl")]
 
 
 if __name__ == "__main__":  # `python -m assay.kernels.toolkit`: the pip requirements for nvcc
