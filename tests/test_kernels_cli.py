@@ -151,19 +151,15 @@ def _versions(triton: str, numpy: str) -> str:
             f"md.version = lambda n: {{'triton': {triton!r}, 'numpy': {numpy!r}}}.get(n) or _real(n)\n")
 
 
-def test_triton_interpreter_that_cannot_loop_under_this_numpy():
+def test_triton_interpreter_that_cannot_loop_under_this_numpy(monkeypatch):
+    import importlib.metadata as md
+
     from assay.errors import UserError
-    from assay.kernels import evaluate as E
+    from assay.kernels.evaluate import require_triton_interpreter
 
     def with_versions(triton, numpy):
-        import importlib.metadata as md
-
-        real = md.version
-        md.version = lambda n: {"triton": triton, "numpy": numpy}.get(n) or real(n)
-        try:
-            E.require_triton_interpreter()
-        finally:
-            md.version = real
+        monkeypatch.setattr(md, "version", lambda n: {"triton": triton, "numpy": numpy}[n])
+        require_triton_interpreter()
 
     with pytest.raises(UserError, match=r"Triton 3\.6\.0's CPU interpreter .* numpy 2\.4\.6"):
         with_versions("3.6.0", "2.4.6")
