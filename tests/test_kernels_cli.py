@@ -176,3 +176,16 @@ def test_eval_of_a_triton_kernel_on_cpu_with_a_broken_interpreter_exits_2(tmp_pa
     # a C++ kernel does not go through Triton's interpreter: judged as usual
     r = run([*args, str(K / "candidates" / "legit_cpp_relu.py")], pre=_versions("3.6.0", "2.4.6"))
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+@needs_torch
+def test_a_sandbox_where_torch_cannot_use_the_gpu_is_one_sentence_not_a_verdict_per_candidate(tmp_path):
+    if _gpu_visible():
+        pytest.skip("a GPU is visible here")
+    # past the machine check (faked), the sandbox check runs torch on cuda:0 inside the sandbox
+    pre = "import assay.kernels.evaluate as E\nE.require_cuda = lambda device: None\n"
+    r = run(["kernel", "eval", "--problem", RELU, "--candidate", str(K / "candidates" / "legit_triton_relu.py"),
+             "--device", "cuda:0", "--cache-dir", str(tmp_path)], pre=pre)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "torch cannot use cuda:0 where candidates run (local sandbox:" in r.stderr
+    assert "Traceback" not in r.stderr and "ERROR" not in r.stdout and "RUNTIME" not in r.stdout

@@ -96,7 +96,7 @@ def past_gate(ev: KernelEvaluator, problem, source: str):
     """The static gate rejects this probe (open, socket, try); a cheat can get past a static
     check, so the run behind it must hold on its own: build + evaluate with the gate bypassed."""
     assert not ev.gate(source).ok
-    return ev._after_build(problem, source, "probe", ev.build(problem, source))
+    return ev.evaluate_built(problem, source, "probe", ev.build(problem, source))
 
 
 def test_default_evaluator_runs_candidates_in_the_local_sandbox(tmp_path, relu, listener):
@@ -169,3 +169,30 @@ def test_cuda_kernel_sandbox_shows_a_toolkit_outside_usr_read_only(tmp_path, mon
     cpu = kernel_sandbox("cpu")  # a CPU run has no use for the toolkit
     res = cpu.run([cpu.python(), "-S", "-c", code], ws, Limits(wall_s=30))
     assert "toolkit marker" not in res.stdout
+
+
+def test_check_device_runs_torch_where_the_candidates_run(tmp_path):
+    from assay.sandbox.base import SandboxUnavailable
+    from assay.sandbox.local import LocalSandbox
+
+    KernelEvaluator(EvalConfig(device="cpu", cache_dir=str(tmp_path)), kernel_sandbox("cpu")).check_device()
+    # a sandbox with the stdlib only (no venv inside): the same check fails, naming why
+    bare = KernelEvaluator(EvalConfig(device="cpu", cache_dir=str(tmp_path)), LocalSandbox())
+    with pytest.raises(SandboxUnavailable, match=r"torch cannot use cpu where candidates run "
+                                                 r"\(local sandbox: .*No module named 'torch'\)"):
+        bare.check_device()
+
+
+def test_check_device_on_cuda_says_what_the_sandbox_cannot_reach(tmp_path):
+    import torch
+
+    from assay.sandbox.base import SandboxUnavailable
+
+    ev = KernelEvaluator(EvalConfig(device="cuda:0", cache_dir=str(tmp_path)), kernel_sandbox("cuda:0"))
+    if torch.cuda.is_available():
+        ev.check_device()  # the GPU works inside the sandbox
+        return
+    with pytest.raises(SandboxUnavailable, match=r"torch cannot use cuda:0 where candidates run \(local sandbox: "
+                                                 r".+\); the sandbox's uid must be able to open /dev/nvidia\*"):
+        ev.check_device()
+    assert list(tmp_path.iterdir()) == []  # the check's workspace is gone

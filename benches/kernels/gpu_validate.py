@@ -196,6 +196,9 @@ def main() -> int:
     ap.add_argument("--shared-machine", action="store_true", help="say in the report that other work shared the machine")
     ap.add_argument("--unsafe-no-sandbox", action="store_true",
                     help="run candidates in plain child processes (only where bubblewrap cannot run)")
+    ap.add_argument("--sandbox-fallback", action="store_true",
+                    help="where the sandbox cannot run torch on the device, run candidates in plain processes "
+                         "and fail only the sandbox check (a one-call GPU session still gets every other result)")
     args = ap.parse_args()
     t_start = time.time()
     device = "cpu" if args.cpu else args.device
@@ -222,12 +225,20 @@ def main() -> int:
                   rotate_bytes=8 << 30)
     baselines = ("eager",) if (args.cpu or args.no_compile_baseline) else ("eager", "compile")
     # One sandbox for every evaluator: bubblewrap with the interpreter's environment read-only
-    # and, on the GPU, /dev/nvidia* and /sys bound (what `assay kernel` uses).
+    # and, on the GPU, /dev/nvidia* and /sys bound (what `assay kernel` uses), checked by running
+    # torch on the device inside it.
+    fallback = None
     try:
         box = UnsafeSandbox() if args.unsafe_no_sandbox else kernel_sandbox(device)
-    except UserError as e:  # no bwrap/setpriv here, or bwrap cannot run
-        print(f"gpu_validate: {e}", file=sys.stderr)
-        return 2
+        KernelEvaluator(EvalConfig(**common), box).check_device()
+    except UserError as e:  # no bwrap/setpriv here, bwrap cannot run, or torch cannot use the device in it
+        if not args.sandbox_fallback or args.unsafe_no_sandbox:
+            print(f"gpu_validate: {e}", file=sys.stderr)
+            return 2
+        fallback = str(e)
+        print(f"gpu_validate: {fallback}\ngpu_validate: --sandbox-fallback: running candidates in plain "
+              "processes; the sandbox check fails, every other check still runs", file=sys.stderr, flush=True)
+        box = UnsafeSandbox()
     ev_fast = KernelEvaluator(EvalConfig(baselines=baselines, timing_basis="device",
                                          **common, **timing), box)
     ev_slow = KernelEvaluator(EvalConfig(baselines=("eager",), timing_basis="device",
@@ -239,7 +250,8 @@ def main() -> int:
     report: dict = {"problems": {}, "checks": [], "cpu_dry_run": args.cpu,
                     "sandbox": {"name": box.name, "python": box.python(),
                                 "dev_paths": getattr(box, "dev_paths", []),
-                                "memory_cgroup": bool(getattr(getattr(box, "cgroups", None), "memory", None))}}
+                                "memory_cgroup": bool(getattr(getattr(box, "cgroups", None), "memory", None)),
+                                "fallback_reason": fallback}}
     jobs = []  # untimed / flag-only runs, in parallel
     build_only: dict[str, str] = {}  # CPU dry run: CUDA sources built (compiled and linked) but not run
     srcs: dict[str, dict[str, str]] = {}
@@ -262,7 +274,7 @@ def main() -> int:
         p, name, ev, src, bypass = job
         if bypass:
             built = ev.build(p, src)
-            v = ev._after_build(p, src, name, built)
+            v = ev.evaluate_built(p, src, name, built)
         else:
             v = ev.evaluate(p, src, name)
         return p.id, name, v
@@ -299,6 +311,9 @@ def main() -> int:
     def check(name: str, ok: bool, detail: str, enforced: bool = True) -> None:
         report["checks"].append({"check": name, "ok": bool(ok), "detail": detail, "enforced": enforced})
 
+    if not args.unsafe_no_sandbox:
+        check(f"candidates ran in the local sandbox, with torch working on {device} inside it", fallback is None,
+              f"fell back to plain processes: {fallback}" if fallback else f"{box.name} sandbox")
     for pid, fut in dry_builds.items():
         built = fut.result()
         report["problems"][pid]["cuda_build_only"] = {k: v for k, v in built.items() if k != "log"}
@@ -381,7 +396,9 @@ def markdown(rep: dict) -> str:
              f"Software: Python {m.get('python')}, torch {m['torch']}, triton {m['triton']}, numpy {m.get('numpy')}, "
              f"nvcc {m.get('nvcc')}  ",
              f"Sandbox: {rep['sandbox']['name']} (devices: {', '.join(rep['sandbox']['dev_paths']) or 'none'}; "
-             f"memory cgroup: {'yes' if rep['sandbox']['memory_cgroup'] else 'no'})  ",
+             f"memory cgroup: {'yes' if rep['sandbox']['memory_cgroup'] else 'no'})"
+             + (f"; **fell back to plain processes**: {rep['sandbox']['fallback_reason']}"
+                if rep["sandbox"].get("fallback_reason") else "") + "  ",
              f"Wall time: {rep['wall_s']} s. Result: **{'PASSED' if rep['passed'] else 'FAILED'}**"
              + (" (the machine was shared with other work while this ran)" if rep.get("shared_machine") else ""), "",
              "| problem | candidate | status | speedup eager/device | eager/synced | compile/device | review |",

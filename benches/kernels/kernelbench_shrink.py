@@ -89,7 +89,7 @@ def protocol_verdicts(problems: list, workers: int) -> dict[str, dict]:
         source = re.sub(r"^class Model\(", "class ModelNew(", p.source, flags=re.M)
         source = re.sub(r"super\(Model, self\)", "super(ModelNew, self)", source)
         # nothing to build (no extension): straight to the fresh-process correctness check
-        v = ev._after_build(p, source, "reference-as-candidate", {"ok": True, "status": "built"})
+        v = ev.evaluate_built(p, source, "reference-as-candidate", {"ok": True, "status": "built"})
         return p.id, {"status": v.status, "message": v.message[:300]}
 
     with ThreadPoolExecutor(max_workers=workers) as pool:

@@ -57,20 +57,28 @@ def _require_device(device: str, kernel: str | None) -> None:
         require_triton_interpreter()
 
 
-def _sandbox(name: str | None, unsafe: bool, device: str):
-    """Candidates build and run in the local sandbox with this venv read-only (and /dev/nvidia*
-    on CUDA); a plain child process only with --unsafe-no-sandbox."""
+def _evaluator(cfg, name: str | None, unsafe: bool):
+    """The evaluator whose candidates build and run in the local sandbox with this venv read-only
+    (and /dev/nvidia* on CUDA), or in a plain child process only with --unsafe-no-sandbox. On
+    CUDA it first checks that torch can use the GPU there, so a sandbox that cannot reach it is
+    one sentence, not an `error` verdict for every candidate."""
     from assay.config import load_settings
+    from assay.kernels.evaluate import KernelEvaluator
     from assay.kernels.sandbox import kernel_sandbox
     from assay.sandbox.base import make_sandbox
 
     settings = load_settings({"sandbox": name, "unsafe_no_sandbox": unsafe or None})
     if settings.unsafe_no_sandbox:
-        return make_sandbox(settings.sandbox, unsafe_no_sandbox=True)
-    if settings.sandbox == "docker":
+        box = make_sandbox(settings.sandbox, unsafe_no_sandbox=True)
+    elif settings.sandbox == "docker":
         raise UserError("kernel mode cannot use the docker sandbox (its image has no torch); "
                         "use --sandbox local.")
-    return kernel_sandbox(device)
+    else:
+        box = kernel_sandbox(cfg.device)
+    ev = KernelEvaluator(cfg, box)
+    if cfg.is_cuda:
+        ev.check_device()
+    return ev
 
 
 def _load_problems(problem: Path | None, problems_dir: str | None, level: int | None, ids: str | None,
@@ -150,7 +158,7 @@ def kernel_search(
     if ctx.invoked_subcommand is not None:
         return
     from assay.commands.common import console, make_budget, make_model, open_store, run_id_for, settings_from
-    from assay.kernels.evaluate import KernelEvaluator, require_torch
+    from assay.kernels.evaluate import require_torch
     from assay.kernels.search import SearchConfig, search
 
     require_torch()
@@ -168,7 +176,7 @@ def kernel_search(
     store = open_store(settings, rid, settings_id)
     budget = make_budget(settings)
     llm = make_model(settings, store, budget, required=True, what="assay kernel")
-    ev = KernelEvaluator(cfg, _sandbox(sandbox, unsafe_no_sandbox, device))
+    ev = _evaluator(cfg, sandbox, unsafe_no_sandbox)
     for p in probs:
         res = search(p, llm, ev, search_cfg, budget, store=store,
                      on_round=lambda r, atts: [_print_verdict(out, a.verdict) for a in atts])
@@ -231,7 +239,7 @@ def kernel_eval(
     if g.ok:
         require_torch()  # the gate needs no torch; everything after it does
         _require_device(device, g.kernel)
-    ev = KernelEvaluator(cfg, _sandbox(sandbox, unsafe_no_sandbox, device) if g.ok else None)
+    ev = _evaluator(cfg, sandbox, unsafe_no_sandbox) if g.ok else KernelEvaluator(cfg)  # a rejection needs no sandbox
     v = ev.evaluate(prob, source, candidate.stem)
     _print_verdict(out, v)
     if json_out:
@@ -269,7 +277,7 @@ def kernelbench(
     import hashlib
 
     from assay.commands.common import console, make_budget, make_model, open_store, run_id_for, settings_from
-    from assay.kernels.evaluate import KernelEvaluator, require_torch
+    from assay.kernels.evaluate import require_torch
     from assay.kernels.search import SearchConfig, search
 
     require_torch()
@@ -296,7 +304,7 @@ def kernelbench(
     budget = make_budget(settings)
     llm = None if candidates_dir else make_model(settings, store, budget, required=True,
                                                    what="assay bench kernelbench (or pass --candidates DIR)")
-    ev = KernelEvaluator(cfg, _sandbox(sandbox, unsafe_no_sandbox, device))
+    ev = _evaluator(cfg, sandbox, unsafe_no_sandbox)
     rows = []
     for p in probs:
         if candidates_dir is not None:

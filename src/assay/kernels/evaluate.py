@@ -20,6 +20,7 @@ import secrets
 import shutil
 import statistics
 import sys
+import tempfile
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
@@ -31,7 +32,7 @@ from assay.kernels.problem import Problem
 from assay.kernels.timing import REVIEW_SPEEDUP, escaped_stream, speedup
 from assay.kernels.toolkit import build_env
 from assay.kernels.worker import MARK
-from assay.sandbox.base import Limits, Sandbox
+from assay.sandbox.base import Limits, Sandbox, SandboxUnavailable
 from assay.sandbox.process import rlimit_preexec, run_process
 from assay.types import ExecResult
 
@@ -195,7 +196,7 @@ class KernelEvaluator:
                 self._sandbox = kernel_sandbox(self.config.device)
             return self._sandbox
 
-    def _env(self, ws: Path, mode: str) -> dict[str, str]:
+    def _env(self, ws: Path) -> dict[str, str]:
         bindir = str(Path(sys.executable).parent)
         env = {
             "PATH": f"{bindir}:/usr/local/cuda/bin:/usr/local/bin:/usr/bin:/bin",
@@ -216,6 +217,39 @@ class KernelEvaluator:
             env.update(build_env(ws))
         return env
 
+    def _launch(self, ws: Path, args: list[str], timeout: float, stdin: bytes | None = None) -> ExecResult:
+        """The sandbox's Python with `args`, in `ws`, with the environment candidates get."""
+        sandbox = self.sandbox
+        cmd = [sandbox.python(), *args]
+        env = self._env(ws)
+        if sandbox.name != "unsafe":
+            # memory: the sandbox's cgroup (with /dev/nvidia* bound it sets no RLIMIT_AS)
+            limits = Limits(wall_s=timeout, memory_mb=self.config.memory_mb, pids=512, fsize_mb=1024,
+                            output_bytes=1 << 20, env=env)
+            return sandbox.run(cmd, ws, limits, stdin=stdin)
+        # --unsafe-no-sandbox: a plain child process
+        return run_process(cmd, cwd=str(ws), env=env, wall_s=timeout, output_bytes=1 << 20, stdin=stdin,
+                           # no address-space cap on CUDA: the driver reserves far more than it uses
+                           preexec_fn=rlimit_preexec(timeout + 5, None if self.config.is_cuda
+                                                     else self.config.memory_mb, None, 2048))
+
+    def check_device(self) -> None:
+        """Run a few torch ops on the configured device where candidates run (this sandbox, their
+        environment). A sandbox that cannot reach the GPU (device nodes its uid may not open, a
+        driver that needs more of the machine than is bound) fails here once, in one sentence,
+        instead of as an `error` verdict for every candidate."""
+        device = self.config.device
+        code = (f"import torch; x = torch.arange(4.0, device={device!r}); "
+                "assert float((x * 2).sum()) == 12.0; print('device ok')")
+        with tempfile.TemporaryDirectory(prefix="device-check-", dir=self.cache) as d:
+            res = self._launch(Path(d), ["-c", code], timeout=300)
+        if res.exit_code != 0 or "device ok" not in res.stdout:
+            why = "timed out" if res.timed_out else \
+                (res.stderr.strip().splitlines() or [f"exit code {res.exit_code}"])[-1][:300]
+            hint = "the sandbox's uid must be able to open /dev/nvidia*; or, " if self.config.is_cuda else ""
+            raise SandboxUnavailable(f"torch cannot use {device} where candidates run ({self.sandbox.name} sandbox: "
+                                     f"{why}); {hint}on a machine you trust, pass --unsafe-no-sandbox.")
+
     def _run(self, ws: Path, spec: dict, timeout: float) -> tuple[dict | None, ExecResult]:
         nonce = secrets.token_hex(8)
         spec_path = ws / f"spec_{spec['mode']}.json"
@@ -224,20 +258,7 @@ class KernelEvaluator:
         here = Path(__file__).parent
         shutil.copyfile(here / "worker.py", ws / "assay_kernel_worker.py")
         shutil.copyfile(here / "timing.py", ws / "assay_kernel_timing.py")
-        sandbox = self.sandbox
-        cmd = [sandbox.python(), "assay_kernel_worker.py", spec_path.name]
-        env = self._env(ws, spec["mode"])
-        if sandbox.name != "unsafe":
-            # memory: the sandbox's cgroup (with /dev/nvidia* bound it sets no RLIMIT_AS)
-            limits = Limits(wall_s=timeout, memory_mb=self.config.memory_mb, pids=512, fsize_mb=1024,
-                            output_bytes=1 << 20, env=env)
-            res = sandbox.run(cmd, ws, limits, stdin=(nonce + "\n").encode())
-        else:  # --unsafe-no-sandbox: a plain child process
-            res = run_process(cmd, cwd=str(ws), env=env, wall_s=timeout, output_bytes=1 << 20,
-                              stdin=(nonce + "\n").encode(),
-                              # no address-space cap on CUDA: the driver reserves far more than it uses
-                              preexec_fn=rlimit_preexec(timeout + 5, None if self.config.is_cuda
-                                                        else self.config.memory_mb, None, 2048))
+        res = self._launch(ws, ["assay_kernel_worker.py", spec_path.name], timeout, stdin=(nonce + "\n").encode())
         prefix = f"{MARK} {nonce} "
         found = None
         for line in res.stdout.splitlines():
@@ -316,9 +337,11 @@ class KernelEvaluator:
         if not g.ok:
             return Verdict(cid, "gate", g.summary(), gate_rules=g.rules, source_hash=h)
         built = self.build(problem, source)
-        return self._after_build(problem, source, cid, built)
+        return self.evaluate_built(problem, source, cid, built)
 
-    def _after_build(self, problem: Problem, source: str, cid: str, built: dict) -> Verdict:
+    def evaluate_built(self, problem: Problem, source: str, cid: str, built: dict) -> Verdict:
+        """The verdict on a candidate whose `build` result is `built`: correctness, then timing.
+        No gate: `evaluate` puts it first; benches that check what the run alone catches skip it."""
         h = source_hash(source, self.config.device)
         if not built["ok"]:
             return Verdict(cid, built["status"] if built["status"] in STATUSES else "compile", built["message"],
@@ -383,7 +406,7 @@ class KernelEvaluator:
             builds = {builders.submit(self.build, problem, src): (cid, src) for cid, src in to_build}
             for fut in as_completed(builds):
                 cid, src = builds[fut]
-                futures.append(evaluator.submit(self._after_build, problem, src, cid, fut.result()))
+                futures.append(evaluator.submit(self.evaluate_built, problem, src, cid, fut.result()))
         for f in futures:
             v = f.result()
             verdicts[v.candidate_id] = v
