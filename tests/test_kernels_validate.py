@@ -4,6 +4,8 @@ fast/slow/wrong kernels and the three generated cheats (not a GPU result)."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -30,3 +32,41 @@ def test_gpu_validate_cpu_dry_run(tmp_path):
     gate = rep["problems"]["level1/1_Swish"]["gate"]
     assert "stream-thread" in gate["side_stream"] and "output-cache" in gate["pointer_cache"]
     assert "CPU DRY RUN" in (tmp_path / "kernels_gpu_validate_cpu_dryrun.md").read_text()
+
+
+def _validate(out: Path, *extra: str) -> list[str]:
+    return [sys.executable, str(ROOT / "benches" / "kernels" / "gpu_validate.py"), "--cpu", "--problems", "1_Swish",
+            "--no-cuda-build", "--out", str(out), "--parallel", "2", *extra]
+
+
+@pytest.mark.slow
+def test_gpu_validate_starts_no_timed_run_it_cannot_finish_within_its_wall_budget(tmp_path):
+    r = subprocess.run(_validate(tmp_path, "--wall-s", "1"), capture_output=True, text=True, timeout=600)
+    assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-3000:]
+    rep = json.loads((tmp_path / "kernels_gpu_validate_cpu_dryrun.json").read_text())
+    assert not rep["partial"] and not rep["passed"]
+    runs = rep["problems"]["level1/1_Swish"]["runs"]
+    for name in ("fast", "slow"):  # the timed runs: not started, and said so
+        assert runs[name]["status"] == "error" and "left of --wall-s 1" in runs[name]["message"]
+    # the untimed ones still ran (the wrong kernel leaves its last element unwritten: a mismatch, or,
+    # where the allocator hands it memory that held the right answer, a second call that differs)
+    assert runs["wrong"]["status"] in ("mismatch", "nondeterministic") and not runs["reuse"]["correct"]
+    assert "level1/1_Swish: fast kernel correct" in rep["summary"]["failed"]
+
+
+@pytest.mark.slow
+def test_gpu_validate_killed_mid_run_leaves_the_runs_it_finished(tmp_path):
+    report = tmp_path / "kernels_gpu_validate_cpu_dryrun.json"
+    proc = subprocess.Popen(_validate(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        for line in proc.stdout:  # wait for the first finished run, then kill it all as the device tool would
+            if "level1/1_Swish wrong:" in line:
+                break
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+    rep = json.loads(report.read_text())
+    assert rep["partial"] and "passed" not in rep and rep["machine"]["torch"]
+    assert rep["problems"]["level1/1_Swish"]["runs"]["wrong"]["status"] in ("mismatch", "nondeterministic")
+    assert "UNFINISHED" in report.with_suffix(".md").read_text()

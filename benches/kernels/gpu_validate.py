@@ -58,6 +58,11 @@ except ImportError as e:  # the GPU image has torch but not assay's own dependen
 CV_LIMIT = 0.02
 DO_BENCH_TOL = 0.05
 DO_BENCH_MIN_MS = 0.5
+RESERVE_S = 45.0  # of --wall-s, kept for the checks, the do_bench cross-checks and the report
+MIN_RUN_S = 60.0  # a timed run is not started with less than this left
+# What a run must say to count as catching a wrong or cheating kernel: a verdict on its output.
+# An error or timeout judged nothing (a broken machine would otherwise "catch" every cheat).
+CAUGHT = ("mismatch", "nondeterministic", "stale", "mutated")
 
 
 def cheats(fast: str) -> dict[str, str]:
@@ -192,6 +197,10 @@ def main() -> int:
     ap.add_argument("--parallel", type=int, default=4, help="untimed GPU checks at once")
     ap.add_argument("--deadline-s", type=float, default=420.0,
                     help="start no timed run after this many seconds (the report is still written)")
+    ap.add_argument("--wall-s", type=float, default=560.0,
+                    help="have the final report written within this many seconds: each timed run's timeout is cut "
+                         "to what is left (the device tool kills a call at 600 s; the report is also rewritten "
+                         "after every run, so a kill keeps the runs so far)")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--shared-machine", action="store_true", help="say in the report that other work shared the machine")
     ap.add_argument("--unsafe-no-sandbox", action="store_true",
@@ -247,11 +256,26 @@ def main() -> int:
     ev_flag = KernelEvaluator(EvalConfig(timing=True, repeats=1, warmup=2, timing_trials=10 if on_gpu else 3,
                                          baselines=("eager",), **common), box)
 
-    report: dict = {"problems": {}, "checks": [], "cpu_dry_run": args.cpu,
+    report: dict = {"problems": {}, "checks": [], "cpu_dry_run": args.cpu, "partial": True,
                     "sandbox": {"name": box.name, "python": box.python(),
                                 "dev_paths": getattr(box, "dev_paths", []),
                                 "memory_cgroup": bool(getattr(getattr(box, "cgroups", None), "memory", None)),
-                                "fallback_reason": fallback}}
+                                "fallback_reason": fallback},
+                    "command": " ".join(shlex.quote(a) for a in ["python", *sys.argv]),
+                    "machine": machine(), "seed": args.seed, "device": device,
+                    "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    "shared_machine": args.shared_machine,
+                    "timing_basis_for_checks": "device (do_bench-like); both device and synced are recorded"}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = "kernels_gpu_validate" + ("_cpu_dryrun" if args.cpu else "")
+
+    def save() -> None:
+        """The report as it stands; rewritten after every run, so a killed call keeps what it measured."""
+        report["wall_s"] = round(time.time() - t_start, 1)
+        (out / f"{stem}.json").write_text(json.dumps(report, indent=2, default=str))
+        (out / f"{stem}.md").write_text(markdown(report))
+
     jobs = []  # untimed / flag-only runs, in parallel
     build_only: dict[str, str] = {}  # CPU dry run: CUDA sources built (compiled and linked) but not run
     srcs: dict[str, dict[str, str]] = {}
@@ -269,6 +293,7 @@ def main() -> int:
         jobs.append((p, "wrong", ev_check, s["wrong"], False))
         for c in ("reuse", "side_stream", "pointer_cache"):
             jobs.append((p, c, ev_flag, s[c], True))  # gate bypassed: does the run itself catch it?
+    save()
 
     def run_job(job):
         p, name, ev, src, bypass = job
@@ -289,6 +314,7 @@ def main() -> int:
         with ThreadPoolExecutor(max_workers=args.parallel) as pool:
             for pid, name, v in pool.map(run_job, jobs):
                 report["problems"][pid]["runs"][name] = v.to_dict()
+                save()
                 print(f"[{time.time() - t_start:6.1f}s] {pid} {name}: {v.status} {v.message[:120]}", flush=True)
         # timed runs, one at a time (they own the GPU)
         # every fast kernel first, then the slow ones, then the CUDA build: what matters most runs
@@ -299,12 +325,19 @@ def main() -> int:
         for p, name, ev in order:
             if name == "fast_cuda":
                 cuda_builds[p.id].result()
-            if time.time() - t_start > args.deadline_s:
+            elapsed = time.time() - t_start
+            left = args.wall_s - elapsed - RESERVE_S
+            if elapsed > args.deadline_s:
                 v = Verdict(name, "error", f"not run: past the {args.deadline_s:.0f} s deadline")
+            elif left < MIN_RUN_S:
+                v = Verdict(name, "error", f"not run: {max(left, 0):.0f} s left of --wall-s {args.wall_s:.0f} "
+                                           f"after the checks' reserve; a timed run needs {MIN_RUN_S:.0f}")
             else:
+                ev.config.eval_timeout_s = min(common["eval_timeout_s"], left)  # timed runs go one at a time
                 v = ev.evaluate(p, srcs[p.id][name], name)
             timed[p.id][name] = v
             report["problems"][p.id]["runs"][name] = v.to_dict()
+            save()
             print(f"[{time.time() - t_start:6.1f}s] {p.id} {name}: {v.status} {v.message[:160]}", flush=True)
 
     # -- checks ------------------------------------------------------------------------------
@@ -325,7 +358,7 @@ def main() -> int:
         gate_ok = {k: G.check(v, ev_check.config.policy).ok for k, v in srcs[p.id].items()}
         for c in ("reuse", "side_stream", "pointer_cache"):
             run = r["runs"][c]
-            dynamic = (not run["correct"]) or bool(run["review"])
+            dynamic = run["status"] in CAUGHT or bool(run["review"])
             check(f"{p.id}: cheat {c} caught", (not gate_ok[c]) or dynamic,
                   f"gate: {'rejected' if not gate_ok[c] else 'passed'}; run (gate bypassed): {run['status']}"
                   + (f", review: {run['review']}" if run["review"] else ""))
@@ -334,7 +367,8 @@ def main() -> int:
             elif on_gpu:
                 check(f"{p.id}: side stream flagged by device-vs-synced timing", bool(run["review"]),
                       str(run["review"]), enforced=False)
-        check(f"{p.id}: wrong kernel rejected", not r["runs"]["wrong"]["correct"], r["runs"]["wrong"]["message"][:200])
+        wrong = r["runs"]["wrong"]
+        check(f"{p.id}: wrong kernel rejected", wrong["status"] in CAUGHT, f"{wrong['status']}: {wrong['message'][:200]}")
         for name in ("fast", "slow", "fast_cuda"):
             if name in timed[p.id]:
                 check(f"{p.id}: {name} kernel correct", timed[p.id][name].correct, timed[p.id][name].message[:200])
@@ -354,7 +388,10 @@ def main() -> int:
                               f"medians {[round(x, 5) for x in m]} ms, CV {c:.4f}", enforced=on_gpu)
             if on_gpu:
                 dev = statistics.median(medians(f, "candidate", "device"))
-                if dev >= DO_BENCH_MIN_MS:
+                if dev >= DO_BENCH_MIN_MS and time.time() - t_start > args.wall_s - RESERVE_S / 3:
+                    r["do_bench"] = "not measured: too little of --wall-s left"
+                    check(f"{p.id}: device-time speedup matches do_bench within 5%", False, r["do_bench"])
+                elif dev >= DO_BENCH_MIN_MS:
                     with tempfile.TemporaryDirectory() as td:
                         db = do_bench_speedup(p, srcs[p.id]["fast"], device, args.seed, Path(td))
                     ours = f.speedups["eager/device"]
@@ -371,17 +408,8 @@ def main() -> int:
     report["summary"] = {"checks": len(enforced), "failed": [c["check"] for c in enforced if not c["ok"]],
                          "informational_failed": [c["check"] for c in report["checks"]
                                                   if not c["enforced"] and not c["ok"]]}
-    report["shared_machine"] = args.shared_machine
-    report.update({"command": " ".join(shlex.quote(a) for a in ["python", *sys.argv]),
-                   "machine": machine(), "seed": args.seed, "device": device,
-                   "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                   "wall_s": round(time.time() - t_start, 1),
-                   "timing_basis_for_checks": "device (do_bench-like); both device and synced are recorded"})
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = "kernels_gpu_validate" + ("_cpu_dryrun" if args.cpu else "")
-    (out / f"{stem}.json").write_text(json.dumps(report, indent=2, default=str))
-    (out / f"{stem}.md").write_text(markdown(report))
+    report["partial"] = False
+    save()
     print(f"{'PASSED' if report['passed'] else 'FAILED'}: {len(enforced)} checks, "
           f"{len(report['summary']['failed'])} failed; {out / stem}.json/.md ({report['wall_s']} s)")
     return 0 if report["passed"] else 1
@@ -399,7 +427,9 @@ def markdown(rep: dict) -> str:
              f"memory cgroup: {'yes' if rep['sandbox']['memory_cgroup'] else 'no'})"
              + (f"; **fell back to plain processes**: {rep['sandbox']['fallback_reason']}"
                 if rep["sandbox"].get("fallback_reason") else "") + "  ",
-             f"Wall time: {rep['wall_s']} s. Result: **{'PASSED' if rep['passed'] else 'FAILED'}**"
+             f"Wall time: {rep['wall_s']} s. Result: **"
+             + ("UNFINISHED** (written while the run went on; it stopped before its checks)" if rep.get("partial")
+                else f"{'PASSED' if rep['passed'] else 'FAILED'}**")
              + (" (the machine was shared with other work while this ran)" if rep.get("shared_machine") else ""), "",
              "| problem | candidate | status | speedup eager/device | eager/synced | compile/device | review |",
              "|---|---|---|---|---|---|---|"]
