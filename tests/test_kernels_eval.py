@@ -151,3 +151,24 @@ def test_a_random_reference_is_the_problems_fault_not_the_candidates(tmp_path, e
     v = ev.evaluate(prob, src("legit_triton_relu"))
     assert v.status == "error" and "reference Model gives different outputs" in v.message
     assert v.feedback().startswith("The evaluation could not judge your kernel")
+
+
+@pytest.mark.parametrize("broken, what", [
+    # a shape the reference refuses (as Swin does once --shrink changes its image size)
+    (("return torch.relu(x)", "assert x.shape[-1] == 224, 'input size does not match the model'\n"
+                              "        return torch.relu(x)"), "the reference Model on trial 0 (before the candidate ran)"),
+    # a dependency this machine lacks (as the Mamba problems' einops)
+    (("super(Model, self).__init__()", "super(Model, self).__init__()\n        import einops_not_installed"),
+     "building the reference Model"),
+    (("x = torch.randn(batch_size, dim)", "x = torch.randn(batch_size, dim).view(7, -1)"),
+     "the problem's get_inputs()"),
+])
+def test_a_reference_that_raises_is_the_problems_fault_not_the_candidates(tmp_path, ev, broken, what):
+    f = tmp_path / "1_ReLU.py"
+    f.write_text((HERE / "problems" / "level1" / "1_ReLU.py").read_text().replace(*broken))
+    prob = load_problem(f, shrink=256)
+    assert broken[1] in prob.source
+    v = ev.evaluate(prob, src("legit_triton_relu"))
+    assert v.status == "error", v.message
+    assert v.message.startswith(f"{what} raised, so no candidate can be checked") and "Traceback" in v.message
+    assert v.feedback().startswith("The evaluation could not judge your kernel")

@@ -119,50 +119,70 @@ def _same(xs: list, ys: list) -> bool:
     return True
 
 
-def _build_models(prob, cand, device, seed: int):
+def _problem_broken(what: str, trial: int | None = None) -> dict:
+    """The verdict when the reference side (Model, get_inputs, get_init_inputs) raised: `error`,
+    the problem's fault (or its shrunken shapes'), never the candidate's."""
+    return {"status": "error", "trial": trial, "message": (
+        f"{what} raised, so no candidate can be checked against this problem (the problem file, or the "
+        f"shapes --shrink gave it, is at fault, not the kernel):\n{_tb()}")}
+
+
+def _build_reference(prob, device, seed: int):
+    """The reference Model and the init inputs it was built from (ModelNew gets the same ones)."""
     import torch
 
     torch.manual_seed(seed)
     init = _to(list(prob.get_init_inputs()), device)
     torch.manual_seed(seed)
-    ref = prob.Model(*init).to(device)
-    torch.manual_seed(seed)
-    new = cand.ModelNew(*init).to(device)
-    return ref, new
+    return prob.Model(*init).to(device), init
 
 
 def correctness(prob, ref, new, device, spec: dict) -> dict:
     import torch
 
     trials, seed, tol = int(spec.get("trials", 5)), int(spec.get("seed", 42)), spec.get("tolerance")
+
+    def reference(inputs: list):
+        out = ref(*_clone(inputs))
+        _sync(device)
+        return out
+
     for t in range(trials):
         torch.manual_seed(seed + 1 + t)
-        inputs = _to(list(prob.get_inputs()), device)
+        try:
+            inputs = _to(list(prob.get_inputs()), device)
+        except Exception:
+            return _problem_broken("the problem's get_inputs()", t)
         pristine = _clone(inputs)
         order = "reference first" if t % 2 == 0 else "candidate first"
         cand_in = _clone(inputs)
         with torch.no_grad():
+            ref_again = None  # trial 0's second reference output; alive, like ref_out, while the candidate runs
             try:
                 if t % 2 == 0:
-                    ref_out = ref(*_clone(inputs))
-                    _sync(device)
+                    ref_out = reference(inputs)
                     if t == 0:  # a reference that disagrees with itself cannot judge anyone
-                        drift = compare(ref_out, ref(*_clone(inputs)), tol)
+                        ref_again = reference(inputs)
+                        drift = compare(ref_out, ref_again, tol)
                         if drift:
                             return {"status": "error", "trial": t, "message": (
                                 f"the reference Model gives different outputs for the same inputs ({drift}): "
                                 "it is random (dropout in training mode?), so no candidate can be checked "
                                 "against it")}
-                    new_out = new(*cand_in)  # ref_out stays alive: its memory cannot be handed back
-                    _sync(device)
-                else:
-                    new_out = new(*cand_in)
-                    _sync(device)
-                    ref_out = ref(*_clone(inputs))
-                    _sync(device)
+            except Exception:
+                return _problem_broken(f"the reference Model on trial {t} (before the candidate ran)", t)
+            try:
+                new_out = new(*cand_in)  # ref_out stays alive: its memory cannot be handed back
+                _sync(device)  # the candidate's asynchronous faults surface here, not in the reference
             except Exception as e:
                 status = "compile" if "CompilationError" in type(e).__name__ else "runtime"
                 return {"status": status, "trial": t, "message": f"trial {t} ({order}) raised:\n{_tb()}"}
+            del ref_again
+            if t % 2 == 1:
+                try:
+                    ref_out = reference(inputs)
+                except Exception:
+                    return _problem_broken(f"the reference Model on trial {t} (after the candidate ran)", t)
             diff = compare(ref_out, new_out, tol)
             if diff:
                 return {"status": "mismatch", "trial": t, "message": f"trial {t} ({order}): {diff}"}
@@ -302,10 +322,17 @@ def main() -> None:
         emit({"status": "error", "message": f"CUDA is not available to the evaluation process ({device}): "
                                             "no GPU or driver is visible in the sandbox"})
         return
+    seed = int(spec.get("seed", 42))
     try:
-        ref, new = _build_models(prob, cand, device, int(spec.get("seed", 42)))
+        ref, init = _build_reference(prob, device, seed)
     except Exception:
-        emit({"status": "runtime", "message": f"constructing the models failed:\n{_tb()}"})
+        emit(_problem_broken("building the reference Model"))
+        return
+    try:
+        torch.manual_seed(seed)
+        new = cand.ModelNew(*init).to(device)
+    except Exception:
+        emit({"status": "runtime", "message": f"constructing ModelNew failed:\n{_tb()}"})
         return
     result = correctness(prob, ref, new, device, spec)
     if result["status"] == "correct" and spec.get("timing"):
