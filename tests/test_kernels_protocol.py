@@ -38,6 +38,9 @@ def test_shrink_clamps_large_shape_constants_only():
     arith = "M = 256 * 8 # 2048\nK = 32 * 2\nP = 2 ** 20\nD = (16384 * 2, 3)\nf = 1.5 * 2\n"
     assert shrink_source(arith, 64) == "M = 64 # 2048\nK = 32 * 2\nP = 64\nD = (64, 3)\nf = 1.5 * 2\n"
     assert load_problem(PROBS / "level1" / "2_Scale_Add.py", shrink=32).constants["alpha"] == 0.5
+    # and two names at once, as 24 KernelBench problems write their image size
+    pair = "height, width = 256, 16\nc, (d, e) = 9999, (9999, 1)\n"
+    assert shrink_source(pair, 64) == "height, width = 64, 16\nc, (d, e) = 64, (9999, 1)\n"
 
 
 def test_bad_problem_files_are_user_errors(tmp_path):

@@ -49,9 +49,18 @@ def _int_value(node: ast.AST) -> int | None:
 
 
 def _assignments(tree: ast.Module) -> list[tuple[str, ast.expr]]:
-    """Module-level `name = value` statements: where a problem keeps its shape constants."""
-    return [(n.targets[0].id, n.value) for n in tree.body
-            if isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name)]
+    """Module-level `name = value` statements, with `height, width = 256, 256` taken apart into
+    one pair per name: where a problem keeps its shape constants."""
+    out: list[tuple[str, ast.expr]] = []
+    for n in tree.body:
+        if not (isinstance(n, ast.Assign) and len(n.targets) == 1):
+            continue
+        target, value = n.targets[0], n.value
+        if isinstance(target, ast.Name):
+            out.append((target.id, value))
+        elif isinstance(target, ast.Tuple) and isinstance(value, ast.Tuple) and len(target.elts) == len(value.elts):
+            out += [(t.id, v) for t, v in zip(target.elts, value.elts) if isinstance(t, ast.Name)]
+    return out
 
 
 def _check_format(source: str, where: str) -> dict[str, int | float]:
@@ -74,8 +83,9 @@ def _check_format(source: str, where: str) -> dict[str, int | float]:
 
 
 def shrink_source(source: str, cap: int) -> str:
-    """Clamp every module-level integer above `cap` to `cap`, alone (`dim = 16384`, `M = 16384 * 2`)
-    or in a tuple or list (`input_shape = (32768,)`): shapes for CPU runs."""
+    """Clamp every module-level integer above `cap` to `cap`, alone (`dim = 16384`, `M = 16384 * 2`),
+    in a tuple or list (`input_shape = (32768,)`) or assigned in a pair (`height, width = 256, 256`):
+    shapes for CPU runs."""
     tree = ast.parse(source)
     lines = source.splitlines(keepends=True)
     edits = []
