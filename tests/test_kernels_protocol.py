@@ -41,6 +41,17 @@ def test_shrink_clamps_large_shape_constants_only():
     # and two names at once, as 24 KernelBench problems write their image size
     pair = "height, width = 256, 16\nc, (d, e) = 9999, (9999, 1)\n"
     assert shrink_source(pair, 64) == "height, width = 64, 16\nc, (d, e) = 64, (9999, 1)\n"
+    # and chained, as 15 more do: one value shared by both names is clamped once
+    chained = "height = width = 256\nh, w = a = 512, 7\n"
+    assert shrink_source(chained, 64) == "height = width = 64\nh, w = a = 64, 7\n"
+
+
+def test_chained_shape_constants_are_known_by_every_name(tmp_path):
+    f = tmp_path / "5_Chained.py"
+    f.write_text("class Model: pass\ndef get_inputs(): return []\ndef get_init_inputs(): return []\n"
+                 "batch = 8\nheight = width = 256\n")
+    assert load_problem(f).constants == {"batch": 8, "height": 256, "width": 256}
+    assert load_problem(f, shrink=32).constants == {"batch": 8, "height": 32, "width": 32}
 
 
 def test_bad_problem_files_are_user_errors(tmp_path):

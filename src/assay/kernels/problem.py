@@ -50,16 +50,18 @@ def _int_value(node: ast.AST) -> int | None:
 
 def _assignments(tree: ast.Module) -> list[tuple[str, ast.expr]]:
     """Module-level `name = value` statements, with `height, width = 256, 256` taken apart into
-    one pair per name: where a problem keeps its shape constants."""
+    one pair per name and `height = width = 256` into one pair per target (sharing one value
+    node): where a problem keeps its shape constants."""
     out: list[tuple[str, ast.expr]] = []
     for n in tree.body:
-        if not (isinstance(n, ast.Assign) and len(n.targets) == 1):
+        if not isinstance(n, ast.Assign):
             continue
-        target, value = n.targets[0], n.value
-        if isinstance(target, ast.Name):
-            out.append((target.id, value))
-        elif isinstance(target, ast.Tuple) and isinstance(value, ast.Tuple) and len(target.elts) == len(value.elts):
-            out += [(t.id, v) for t, v in zip(target.elts, value.elts) if isinstance(t, ast.Name)]
+        value = n.value
+        for target in n.targets:
+            if isinstance(target, ast.Name):
+                out.append((target.id, value))
+            elif isinstance(target, ast.Tuple) and isinstance(value, ast.Tuple) and len(target.elts) == len(value.elts):
+                out += [(t.id, v) for t, v in zip(target.elts, value.elts) if isinstance(t, ast.Name)]
     return out
 
 
@@ -84,16 +86,16 @@ def _check_format(source: str, where: str) -> dict[str, int | float]:
 
 def shrink_source(source: str, cap: int) -> str:
     """Clamp every module-level integer above `cap` to `cap`, alone (`dim = 16384`, `M = 16384 * 2`),
-    in a tuple or list (`input_shape = (32768,)`) or assigned in a pair (`height, width = 256, 256`):
-    shapes for CPU runs."""
+    in a tuple or list (`input_shape = (32768,)`), assigned in a pair (`height, width = 256, 256`)
+    or chained (`height = width = 256`): shapes for CPU runs."""
     tree = ast.parse(source)
     lines = source.splitlines(keepends=True)
-    edits = []
+    edits = set()  # a set: the targets of `height = width = 256` share one value node
     for _, node in _assignments(tree):
         for v in node.elts if isinstance(node, (ast.Tuple, ast.List)) else [node]:
             value = _int_value(v)
             if value is not None and value > cap and v.lineno == v.end_lineno:
-                edits.append((v.lineno - 1, v.col_offset, v.end_col_offset, str(cap)))
+                edits.add((v.lineno - 1, v.col_offset, v.end_col_offset, str(cap)))
     for line, c0, c1, text in sorted(edits, reverse=True):
         lines[line] = lines[line][:c0] + text + lines[line][c1:]
     return "".join(lines)
