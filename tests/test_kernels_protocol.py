@@ -41,7 +41,7 @@ def test_shrink_clamps_large_shape_constants_only():
     # and two names at once, as 24 KernelBench problems write their image size
     pair = "height, width = 256, 16\nc, (d, e) = 9999, (9999, 1)\n"
     assert shrink_source(pair, 64) == "height, width = 64, 16\nc, (d, e) = 64, (9999, 1)\n"
-    # and chained, as 15 more do: one value shared by both names is clamped once
+    # and chained, as 17 more do: one value shared by both names is clamped once
     chained = "height = width = 256\nh, w = a = 512, 7\n"
     assert shrink_source(chained, 64) == "height = width = 64\nh, w = a = 64, 7\n"
 
