@@ -198,6 +198,10 @@ def test_consensus_combines_cluster_weight_and_tests_passed():
     assert sel.tied == ["c0", "c1", "c2"]
     assert sel.scores["c0"] == 4.0 and sel.scores["c2"] == 4.0 and sel.scores["c3"] == 1.0
     assert sel.ranking[-2:] == ["c4", "c5"] and sel.scores["c4"] < sel.scores["c3"]
+    assert sel.rationale.startswith("consensus: 4 behaviours; best has weight 2 and passes 1/3")
+    same = {c.id: ["1"] for c in cs[:2]}
+    one = Consensus().select(TASK, cs[:2], evidence({c: out[c] for c in same}, signatures=same), ctx())
+    assert one.rationale.startswith("consensus: 1 behaviour; best has weight 2")
     # without tests it is plain clustering
     no_tests = evidence({c.id: {} for c in cs}, signatures=sigs)
     assert Consensus().select(TASK, cs, no_tests, ctx()).tied == ["c0", "c1"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from assay.selectors._common import abstain, loadable, ranked_selection, untrusted_tests, weight
+from assay.selectors._common import abstain, counted, loadable, ranked_selection, untrusted_tests, weight
 from assay.selectors.base import SelectContext
 from assay.types import Candidate, Evidence, Selection, Task
 
@@ -44,7 +44,7 @@ class Cluster:
         best = max(score, key=lambda s: score[s])
         return ranked_selection(
             self.name, pool, scores, ctx,
-            f"cluster: {len(mass)} behaviours on {len(evidence.inputs)} inputs; largest has "
+            f"cluster: {counted(len(mass), 'behaviour')} on {counted(len(evidence.inputs), 'input')}; largest has "
             f"weight {mass[best]:g}", groups=sig)
 
 
@@ -82,5 +82,5 @@ class Consensus:
         best = max(score, key=lambda s: score[s])
         return ranked_selection(
             self.name, pool, {cid: score[s] for cid, s in sig.items()}, ctx,
-            f"consensus: {len(mass)} behaviours; best has weight {mass[best]:g} and passes "
+            f"consensus: {counted(len(mass), 'behaviour')}; best has weight {mass[best]:g} and passes "
             f"{passed[best] / mass[best]:.3g}/{len(tests)} generated tests", groups=sig)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from assay.selectors import fuzz_inputs as fi
-from assay.selectors._common import abstain, loadable, ranked_selection, weight
+from assay.selectors._common import abstain, counted, loadable, ranked_selection, weight
 from assay.selectors.base import SelectContext
 from assay.selectors.cluster import all_failed, behaviour
 from assay.selectors.judge import compare, ranked_groups, total_cost, untrusted_passes
@@ -341,8 +341,8 @@ def _rationale(task, inputs, origin, programs, order, disagree, shrunk, settled_
     for s in inputs:
         counts[origin[s]] = counts.get(origin[s], 0) + 1
     made = ", ".join(f"{n} {o}" for o, n in sorted(counts.items())) or "none"
-    text = (f"fuzz: {len(inputs)} new inputs ({made}) on {len(programs)} programs -> "
-            f"{len(order)} behaviours, {len(disagree)} disagreeing inputs")
+    text = (f"fuzz: {counted(len(inputs), 'new input')} ({made}) on {counted(len(programs), 'program')} -> "
+            f"{counted(len(order), 'behaviour')}, {counted(len(disagree), 'disagreeing input')}")
     for s in shrunk.values():
         text += f"; distinguishing input {task.entry_point}({s[0]}): winner {s[1]} vs {s[2]}"
     return text + f"; settled by {settled_by} (winner weight {mass[order[0]]:g})"

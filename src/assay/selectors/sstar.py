@@ -15,7 +15,7 @@ from typing import Any
 
 from assay.agent.render import render
 from assay.selectors import fuzz_inputs as fi
-from assay.selectors._common import abstain, loadable, ranked_selection, weight
+from assay.selectors._common import abstain, counted, loadable, ranked_selection, weight
 from assay.selectors.base import SelectContext
 from assay.selectors.judge import (ask, clip, knockout, parse_verdict, problem, ranked_groups,
                                    require_model, total_cost)
@@ -93,7 +93,7 @@ class SStar:
         tail = f"; stopped early ({stopped[0]}), rest settled by size" if stopped else ""
         if ctx.runner is None:
             tail += "; no runner, settled by size"
-        rationale = (f"sstar: {len(entrants)} clusters: " + "; ".join(log) + tail) if log \
+        rationale = (f"sstar: {counted(len(entrants), 'cluster')}: " + "; ".join(log) + tail) if log \
             else "sstar: one cluster, nothing to distinguish"
         sel = ranked_selection(self.name, [by_id[c] for g in ranked for c in g], score, ctx, rationale,
                                groups=group_of)

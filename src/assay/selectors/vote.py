@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from assay.selectors._common import abstain, loadable, ranked_selection, untrusted_tests, weight
+from assay.selectors._common import abstain, counted, loadable, ranked_selection, untrusted_tests, weight
 from assay.selectors.base import SelectContext
 from assay.types import Candidate, Evidence, Selection, Task
 
@@ -57,5 +57,5 @@ class CodeT:
         best = max(set_score, key=lambda k: set_score[k])
         return ranked_selection(
             self.name, pool, scores, ctx,
-            f"codet: {len(mass)} consensus sets; best has weight {mass[best]:g} and passes "
+            f"codet: {counted(len(mass), 'consensus set')}; best has weight {mass[best]:g} and passes "
             f"{len(best)}/{len(tests)} generated tests", groups=key)
