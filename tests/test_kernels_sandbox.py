@@ -196,3 +196,9 @@ def test_check_device_on_cuda_says_what_the_sandbox_cannot_reach(tmp_path):
                                                  r".+\); the sandbox's uid must be able to open /dev/nvidia\*"):
         ev.check_device()
     assert list(tmp_path.iterdir()) == []  # the check's workspace is gone
+    # --unsafe-no-sandbox is no way out of a check that already ran without one
+    unsafe = KernelEvaluator(EvalConfig(device="cuda:0", cache_dir=str(tmp_path)), UnsafeSandbox())
+    with pytest.raises(SandboxUnavailable, match=r"torch cannot use cuda:0 where candidates run \(a plain process "
+                                                 r"with the candidates' environment: .+\); check the CUDA install") as e:
+        unsafe.check_device()
+    assert "--unsafe-no-sandbox" not in str(e.value)

@@ -246,6 +246,10 @@ class KernelEvaluator:
         if res.exit_code != 0 or "device ok" not in res.stdout:
             why = "timed out" if res.timed_out else \
                 (res.stderr.strip().splitlines() or [f"exit code {res.exit_code}"])[-1][:300]
+            if self.sandbox.name == "unsafe":  # already a plain process: only the environment differs
+                raise SandboxUnavailable(f"torch cannot use {device} where candidates run (a plain process with "
+                                         f"the candidates' environment: {why}); check the CUDA install and "
+                                         "CUDA_VISIBLE_DEVICES.")
             hint = "the sandbox's uid must be able to open /dev/nvidia*; or, " if self.config.is_cuda else ""
             raise SandboxUnavailable(f"torch cannot use {device} where candidates run ({self.sandbox.name} sandbox: "
                                      f"{why}); {hint}on a machine you trust, pass --unsafe-no-sandbox.")
