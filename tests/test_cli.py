@@ -39,6 +39,21 @@ def test_help_does_not_import_litellm():
         assert cmd in r.stdout
 
 
+def test_every_option_of_every_command_says_what_it_does():
+    import typer
+
+    from assay.cli import app
+
+    def commands(cmd, path):
+        yield path, cmd
+        for name, sub in getattr(cmd, "commands", {}).items():
+            yield from commands(sub, f"{path} {name}")
+
+    silent = [f"{path} {p.opts[0]}" for path, cmd in commands(typer.main.get_command(app), "assay")
+              for p in cmd.params if p.param_type_name == "option" and p.name != "help" and not p.help]
+    assert silent == []
+
+
 def _recording(path: Path, samples: list[str], tests: str) -> Path:
     rows = [
         {"task_id": "problem", "trajectory": "self_debug", "prompt_contains": "Complete the following",

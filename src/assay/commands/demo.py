@@ -19,9 +19,10 @@ def recording_path() -> Path:
 
 
 def demo(
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
-    unsafe_no_sandbox: bool = typer.Option(False, "--unsafe-no-sandbox"),
-    sandbox: str = typer.Option(None, "--sandbox"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing; the results are still written."),
+    unsafe_no_sandbox: bool = typer.Option(False, "--unsafe-no-sandbox",
+                                           help="Run model code without isolation: only on a machine you trust."),
+    sandbox: str = typer.Option(None, "--sandbox", help="local (bubblewrap) or docker (default local)."),
 ) -> None:
     """Search on 5 HumanEval problems: 3 samples each, 1 self-debug round, default selection."""
     from assay.commands.bench import run_humaneval

@@ -41,7 +41,7 @@ def list_runs(runs_dir: str = typer.Option(None, "--runs-dir", help="Run store r
 def show_run(
     run_id: str = typer.Argument(..., help="Run id (a directory under the run store)."),
     task_id: str = typer.Argument(None, help="Task id; omit to list the run's tasks."),
-    runs_dir: str = typer.Option(None, "--runs-dir"),
+    runs_dir: str = typer.Option(None, "--runs-dir", help="Run store root (default ./runs)."),
 ) -> None:
     """Show a run's tasks, or one task's selection and chosen program."""
     from rich.console import Console

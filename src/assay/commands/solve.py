@@ -10,7 +10,8 @@ import typer
 def solve(
     problem: Path = typer.Option(..., "--problem", help="Markdown or .py file with the problem statement."),
     entry_point: str = typer.Option(None, "--entry-point", help="Function to write (default: first def in the file)."),
-    model: str = typer.Option(None, "--model", help="litellm model name, or replay:<recording.jsonl> (env ASSAY_MODEL)."),
+    model: str = typer.Option(None, "--model",
+                              help="litellm model name, or replay:<recording.jsonl> (env ASSAY_MODEL)."),
     api_base: str = typer.Option(None, "--api-base", help="OpenAI-compatible server URL."),
     strategy: str = typer.Option("self_debug", "--strategy", help="repeated | self_debug | plansearch."),
     samples: int = typer.Option(4, "--samples", "-n", help="Independent samples (parallel)."),
@@ -21,8 +22,8 @@ def solve(
     run_id: str = typer.Option(None, "--run-id", help="Run id (default: derived from the inputs; same id resumes)."),
     runs_dir: str = typer.Option(None, "--runs-dir", help="Run store root (default ./runs)."),
     max_usd: float = typer.Option(None, "--max-usd", help="Stop generating after spending this much."),
-    seed: int = typer.Option(None, "--seed"),
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    seed: int = typer.Option(None, "--seed", help="Seed for sampling order and tie-breaking (default 0)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing; the results are still written."),
 ) -> None:
     """Solve one function problem: sample, test in a sandbox, select, print the chosen program."""
     from rich.syntax import Syntax
