@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -178,6 +179,48 @@ def test_timeout_exit_124(box, tmp_path):
     res = box.run(py(box, "import time; time.sleep(10)"), tmp_path, Limits(wall_s=0.5))
     assert res.exit_code == 124 and res.timed_out and res.killed_reason == "timeout"
     assert res.duration_s < 3
+
+
+def test_a_supervisor_killed_before_the_limits_are_set_leaves_a_command_that_never_runs(tmp_path):
+    # SIGKILL lands once bwrap waits on --block-fd for its limits (after --info-fd named its pid).
+    # bwrap takes EOF there as go, so only the seccomp program, written after the limits, keeps
+    # the command from running without them, and with nobody left to stop it.
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    script = (
+        "import os, resource, signal, sys, time\n"
+        "from pathlib import Path\n"
+        "from assay.sandbox.base import Limits\n"
+        "from assay.sandbox.local import LocalSandbox\n"
+        "box = LocalSandbox()\n"  # (it starts a sandbox of its own to check that bwrap works)
+        "def die(pid, *_):\n"
+        "    for _ in range(500):\n"  # until bwrap blocks reading --block-fd (a pipe)
+        "        if 'pipe_read' in Path(f'/proc/{pid}/wchan').read_text(): break\n"
+        "        time.sleep(0.01)\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        "resource.prlimit = die\n"
+        "box.run([sys.argv[2], 'ran'], sys.argv[1], Limits(wall_s=10))\n"
+    )
+    # touch: a command that starts at once, before the sandbox dies with its (killed) bwrap
+    proc = subprocess.run([sys.executable, "-c", script, str(ws), shutil.which("touch")], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == -9, proc.stderr
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and _sandboxes_of(ws):
+        time.sleep(0.05)
+    assert _sandboxes_of(ws) == []  # the sandbox gave up, it is not waiting either
+    assert not (ws / "ran").exists()
+
+
+def _sandboxes_of(ws: Path) -> list[int]:
+    out = []
+    for entry in os.scandir("/proc"):
+        try:
+            if entry.name.isdigit() and str(ws) in Path(entry.path, "cmdline").read_bytes().decode(errors="replace"):
+                out.append(int(entry.name))
+        except OSError:
+            continue
+    return out
 
 
 def test_missing_workspace_is_a_user_error(box, tmp_path):

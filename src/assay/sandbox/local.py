@@ -17,9 +17,12 @@ namespace (nested user namespaces disabled).
 Limits without a preexec_fn (which is unsafe with threads and forces a slow fork): bwrap is
 started with --info-fd/--block-fd; once it reports the host pid of the namespace's init and
 waits, we set that process's rlimits (prlimit) and move it into this run's memory and pids
-cgroups, then let it start the command, which inherits both. Where cgroups are not writable,
-memory falls back to RLIMIT_AS and processes to RLIMIT_NPROC. The interpreter's site-packages
-are hidden (stdlib only, like the docker image) unless site_packages=True.
+cgroups, then let it start the command, which inherits both. bwrap takes EOF on --block-fd as
+go, so a supervisor killed in between would leave the command to run without limits: the
+--seccomp program, which bwrap reads next and without which it will not start the command, is
+written only after the limits are set. Where cgroups are not writable, memory falls back to
+RLIMIT_AS and processes to RLIMIT_NPROC. The interpreter's site-packages are hidden (stdlib
+only, like the docker image) unless site_packages=True.
 
 Kernel mode needs more: `ro_paths` binds extra host paths read-only at the same path (a
 virtualenv's prefix and site-packages), `python_path` makes python() return that interpreter
@@ -301,6 +304,9 @@ def _no_userns_filter() -> bytes | None:
 
 
 _SECCOMP = _no_userns_filter()
+# Where that filter is not wanted or not made: one instruction, allow everything. Some program is
+# always passed, because it is also the go signal (see run()).
+_ALLOW_ALL = struct.pack("<HBBI", 0x06, 0, 0, 0x7FFF0000)
 
 
 # --------------------------------------------------------------------------- uid slots
@@ -441,21 +447,17 @@ class LocalSandbox:
             rlimits = self._rlimits(limits, cg, slot is not None)
             info_r, info_w = os.pipe()
             block_r, block_w = os.pipe()
-            fds = {info_r, info_w, block_r, block_w}
-            seccomp_fd = None
-            if slot is not None and _SECCOMP is not None:
-                seccomp_fd, w = os.pipe()
-                fds.add(seccomp_fd)
-                os.write(w, _SECCOMP)  # 112 bytes: fits the pipe buffer
-                os.close(w)
+            # The seccomp program is the real go signal (module docstring): written in release().
+            seccomp_r, seccomp_w = os.pipe()
+            program = _SECCOMP if slot is not None and _SECCOMP is not None else _ALLOW_ALL
+            fds = {info_r, info_w, block_r, block_w, seccomp_r, seccomp_w}
 
             def release(proc) -> None:
                 # bwrap has made the namespaces and waits on block_r; what the command (its
                 # child, not yet forked) inherits is set now, without a preexec_fn in our fork.
-                for fd in (info_w, block_r, seccomp_fd):
-                    if fd is not None:
-                        os.close(fd)
-                        fds.discard(fd)
+                for fd in (info_w, block_r, seccomp_r):
+                    os.close(fd)
+                    fds.discard(fd)
                 pid = _read_child_pid(info_r, limits.wall_s)
                 if pid is None:
                     return  # bwrap failed (its stderr says why) or hangs (the deadline kills it)
@@ -467,19 +469,22 @@ class LocalSandbox:
                 except ProcessLookupError:
                     return  # bwrap died meanwhile; never release a sandbox whose limits failed
                 try:
+                    os.write(seccomp_w, program)  # 112 bytes at most: fits the pipe buffer
+                    os.close(seccomp_w)
+                    fds.discard(seccomp_w)
                     os.write(block_w, b"1")
                 except BrokenPipeError:
                     pass
 
             try:
                 res = run_process(
-                    self._argv(cmd, workspace, limits, slot[0] if slot else None, info_w, block_r, seccomp_fd),
+                    self._argv(cmd, workspace, limits, slot[0] if slot else None, info_w, block_r, seccomp_r),
                     cwd="/",
                     env={"PATH": self._path, "LANG": "C.UTF-8"},
                     wall_s=limits.wall_s,
                     output_bytes=limits.output_bytes,
                     stdin=stdin,
-                    pass_fds=tuple(fd for fd in (info_w, block_r, seccomp_fd) if fd is not None),
+                    pass_fds=(info_w, block_r, seccomp_r),
                     on_spawn=release,
                 )
             finally:
