@@ -305,7 +305,7 @@ def _no_userns_filter() -> bytes | None:
 
 _SECCOMP = _no_userns_filter()
 # Where that filter is not wanted or not made: one instruction, allow everything. Some program is
-# always passed, because it is also the go signal (see run()).
+# always passed, because it is also the go signal (module docstring).
 _ALLOW_ALL = struct.pack("<HBBI", 0x06, 0, 0, 0x7FFF0000)
 
 
