@@ -172,3 +172,31 @@ def test_a_reference_that_raises_is_the_problems_fault_not_the_candidates(tmp_pa
     assert v.status == "error", v.message
     assert v.message.startswith(f"{what} raised, so no candidate can be checked") and "Traceback" in v.message
     assert v.feedback().startswith("The evaluation could not judge your kernel")
+
+
+def test_a_process_killed_for_memory_is_blamed_on_the_side_that_was_running(tmp_path):
+    # A full-size KernelBench problem on a CPU: the reference alone does not fit. That is the
+    # problem's (or the machine's) fault, so `error` with a hint, not the kernel's `runtime`.
+    from assay.kernels.sandbox import kernel_sandbox
+
+    box = kernel_sandbox("cpu")
+    if box.cgroups.memory is None:
+        pytest.skip("no writable memory cgroup: the limit is RLIMIT_AS, which torch's import already exceeds")
+    ev = KernelEvaluator(EvalConfig(device="cpu", cache_dir=str(tmp_path / "c"), memory_mb=1024), box)
+    relu = (HERE / "problems" / "level1" / "1_ReLU.py").read_text()
+    f = tmp_path / "1_ReLU.py"
+    f.write_text(relu.replace("    return [x]", "    torch.ones(2048, 1024, 1024)[0, 0, 0] += 1\n    return [x]"))
+    v = ev.evaluate(load_problem(f), src("legit_triton_relu"))
+    assert v.status == "error", v.message
+    assert v.message.startswith("the evaluation process died while the reference Model ran (exit 137, out of "
+                                "memory; the sandbox allows 1024 MiB)")
+    assert v.message.endswith("pass --shrink N to check it at smaller shapes")
+    # the same limit hit in the candidate's forward is the candidate's
+    legit = src("legit_triton_relu")
+    greedy = legit.replace("        out = torch.empty_like(x)\n",
+                           "        out = torch.empty_like(x)\n        big = torch.ones(2048, 1024, 1024)\n        del big\n")
+    assert greedy != legit
+    v = ev.evaluate(load_problem(HERE / "problems" / "level1" / "1_ReLU.py", shrink=256), greedy)
+    assert v.status == "runtime", v.message
+    assert v.message.startswith("the evaluation process died (exit 137, out of memory; the sandbox allows 1024 MiB)")
+    assert "@@ASSAY" not in v.message

@@ -31,7 +31,7 @@ from assay.kernels import gate as G
 from assay.kernels.problem import Problem
 from assay.kernels.timing import REVIEW_SPEEDUP, escaped_stream, speedup
 from assay.kernels.toolkit import build_env
-from assay.kernels.worker import MARK
+from assay.kernels.worker import MARK, PHASE
 from assay.sandbox.base import Limits, Sandbox, SandboxUnavailable
 from assay.sandbox.process import rlimit_preexec, run_process
 from assay.types import ExecResult
@@ -254,7 +254,9 @@ class KernelEvaluator:
             raise SandboxUnavailable(f"torch cannot use {device} where candidates run ({self.sandbox.name} sandbox: "
                                      f"{why}); {hint}on a machine you trust, pass --unsafe-no-sandbox.")
 
-    def _run(self, ws: Path, spec: dict, timeout: float) -> tuple[dict | None, ExecResult]:
+    def _run(self, ws: Path, spec: dict, timeout: float) -> tuple[dict | None, ExecResult, str | None]:
+        """The worker's result (None if it printed none), the process, and the side (reference or
+        candidate) it said it was running last."""
         nonce = secrets.token_hex(8)
         spec_path = ws / f"spec_{spec['mode']}.json"
         spec_path.write_text(json.dumps(spec))
@@ -263,12 +265,14 @@ class KernelEvaluator:
         shutil.copyfile(here / "worker.py", ws / "assay_kernel_worker.py")
         shutil.copyfile(here / "timing.py", ws / "assay_kernel_timing.py")
         res = self._launch(ws, ["assay_kernel_worker.py", spec_path.name], timeout, stdin=(nonce + "\n").encode())
-        prefix = f"{MARK} {nonce} "
-        found = None
+        prefix, at = f"{MARK} {nonce} ", f"{PHASE} {nonce} "
+        found = side = None
         for line in res.stdout.splitlines():
             if line.startswith(prefix):
                 found = json.loads(line[len(prefix):])
-        return found, res
+            elif line.startswith(at):
+                side = line[len(at):].strip()
+        return found, res, side
 
     def _workspace(self, problem: Problem, source: str) -> tuple[Path, str]:
         h = source_hash(source, self.config.device)
@@ -300,7 +304,7 @@ class KernelEvaluator:
             spec = {"mode": "compile", "problem_file": f"problem_{problem.digest}.py",
                     "candidate_file": "candidate.py", "device": self.config.device,
                     "seed": self.config.seed}
-            found, res = self._run(ws, spec, self.config.compile_timeout_s)
+            found, res, _ = self._run(ws, spec, self.config.compile_timeout_s)
             log = (res.stdout[-4000:] + "\n" + res.stderr[-8000:]).strip()
             if res.timed_out:
                 out = {"ok": False, "status": "timeout",
@@ -326,14 +330,22 @@ class KernelEvaluator:
                 "trials": max(5, c.trials), "tolerance": c.tolerance, "profile": c.profile,
                 "timing": {"warmup": c.warmup, "trials": c.timing_trials, "repeats": c.repeats,
                            "rotate": c.rotate, "rotate_bytes": c.rotate_bytes, "baselines": list(c.baselines)} if c.timed else None}
-        found, res = self._run(ws, spec, c.eval_timeout_s)
+        found, res, side = self._run(ws, spec, c.eval_timeout_s)
         if res.timed_out:
             return {"status": "timeout", "message": f"the evaluation took over {c.eval_timeout_s:.0f} s"}
-        if found is None:
-            tail = (res.stderr or res.stdout)[-3000:]
-            return {"status": "runtime", "message": f"the evaluation process died (exit {res.exit_code}, "
-                                                    f"{res.killed_reason or 'no result'}):\n{tail}"}
-        return found
+        if found is not None:
+            return found
+        how = f"exit {res.exit_code}, {res.killed_reason or 'no result'}"
+        if res.killed_reason == "memory":
+            how = f"exit {res.exit_code}, out of memory; the sandbox allows {c.memory_mb} MiB"
+        if side == "reference":  # the problem's (or this machine's) fault: never fed back as the kernel's
+            hint = "; pass --shrink N to check it at smaller shapes" if res.killed_reason == "memory" else ""
+            return {"status": "error", "message": f"the evaluation process died while the reference Model ran "
+                                                  f"({how}), so no candidate can be checked against this problem "
+                                                  f"here{hint}"}
+        tail = "\n".join(line for line in (res.stderr or res.stdout).splitlines()[-40:]
+                         if not line.startswith(PHASE)).strip()[-3000:]
+        return {"status": "runtime", "message": f"the evaluation process died ({how})" + (f":\n{tail}" if tail else "")}
 
     def evaluate(self, problem: Problem, source: str, cid: str = "candidate") -> Verdict:
         g = self.gate(source)

@@ -2,7 +2,9 @@
 
 Runs inside a sandboxed subprocess whose cwd is the candidate's build directory. It reads a
 nonce from stdin before any candidate code is loaded and prints its result as one line
-`@@ASSAY-RESULT <nonce> <json>`. Modes:
+`@@ASSAY-RESULT <nonce> <json>`. In eval mode it also prints `@@ASSAY-PHASE <nonce> reference`
+(or `candidate`) before each step, so that a process killed with no result (out of memory,
+say) can be blamed on the side that was running. Modes:
 
 - compile: import the candidate (load_inline builds at import time) and construct ModelNew.
 - eval: correctness protocol, then (when asked) timing of candidate and baselines in this
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 MARK = "@@ASSAY-RESULT"
+PHASE = "@@ASSAY-PHASE"
 DEFAULT_TOL = {"float32": 1e-4, "float64": 1e-7, "float16": 1e-2, "bfloat16": 2e-2}
 
 
@@ -137,17 +140,29 @@ def _build_reference(prob, device, seed: int):
     return prob.Model(*init).to(device), init
 
 
-def correctness(prob, ref, new, device, spec: dict) -> dict:
+def _no_phase(side: str) -> None:
+    pass
+
+
+def correctness(prob, ref, new, device, spec: dict, phase=_no_phase) -> dict:
     import torch
 
     trials, seed, tol = int(spec.get("trials", 5)), int(spec.get("seed", 42)), spec.get("tolerance")
 
     def reference(inputs: list):
+        phase("reference")
         out = ref(*_clone(inputs))
         _sync(device)
         return out
 
+    def candidate(inputs: list):
+        phase("candidate")
+        out = new(*inputs)
+        _sync(device)  # the candidate's asynchronous faults surface here, not in the reference
+        return out
+
     for t in range(trials):
+        phase("reference")
         torch.manual_seed(seed + 1 + t)
         try:
             inputs = _to(list(prob.get_inputs()), device)
@@ -172,8 +187,7 @@ def correctness(prob, ref, new, device, spec: dict) -> dict:
             except Exception:
                 return _problem_broken(f"the reference Model on trial {t} (before the candidate ran)", t)
             try:
-                new_out = new(*cand_in)  # ref_out stays alive: its memory cannot be handed back
-                _sync(device)  # the candidate's asynchronous faults surface here, not in the reference
+                new_out = candidate(cand_in)  # ref_out stays alive: its memory cannot be handed back
             except Exception as e:
                 status = "compile" if "CompilationError" in type(e).__name__ else "runtime"
                 return {"status": status, "trial": t, "message": f"trial {t} ({order}) raised:\n{_tb()}"}
@@ -190,8 +204,7 @@ def correctness(prob, ref, new, device, spec: dict) -> dict:
                 return {"status": "mutated", "trial": t,
                         "message": f"trial {t}: the candidate changed its input tensors in place"}
             try:
-                again = new(*_clone(inputs))
-                _sync(device)
+                again = candidate(_clone(inputs))
             except Exception:
                 return {"status": "runtime", "trial": t, "message": f"trial {t} second call raised:\n{_tb()}"}
             diff = compare(new_out, again, tol)
@@ -291,6 +304,10 @@ def main() -> None:
         sys.stdout.write(f"\n{MARK} {nonce} {json.dumps(obj)}\n")
         sys.stdout.flush()
 
+    def phase(side: str) -> None:
+        sys.stdout.write(f"\n{PHASE} {nonce} {side}\n")
+        sys.stdout.flush()
+
     try:
         import torch
     except ImportError:
@@ -323,19 +340,22 @@ def main() -> None:
                                             "no GPU or driver is visible in the sandbox"})
         return
     seed = int(spec.get("seed", 42))
+    phase("reference")
     try:
         ref, init = _build_reference(prob, device, seed)
     except Exception:
         emit(_problem_broken("building the reference Model"))
         return
+    phase("candidate")
     try:
         torch.manual_seed(seed)
         new = cand.ModelNew(*init).to(device)
     except Exception:
         emit({"status": "runtime", "message": f"constructing ModelNew failed:\n{_tb()}"})
         return
-    result = correctness(prob, ref, new, device, spec)
+    result = correctness(prob, ref, new, device, spec, phase)
     if result["status"] == "correct" and spec.get("timing"):
+        phase("candidate")  # both sides run while timing; a death there stays the candidate's
         try:
             result["timing"] = timing(prob, ref, new, device, spec)
         except Exception:
