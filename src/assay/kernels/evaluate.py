@@ -254,9 +254,9 @@ class KernelEvaluator:
             raise SandboxUnavailable(f"torch cannot use {device} where candidates run ({self.sandbox.name} sandbox: "
                                      f"{why}); {hint}on a machine you trust, pass --unsafe-no-sandbox.")
 
-    def _run(self, ws: Path, spec: dict, timeout: float) -> tuple[dict | None, ExecResult, str | None]:
-        """The worker's result (None if it printed none), the process, and the side (reference or
-        candidate) it said it was running last."""
+    def _run(self, ws: Path, spec: dict, timeout: float) -> tuple[dict | None, ExecResult, list[str]]:
+        """The worker's result (None if it printed none), the process, and the sides (reference,
+        candidate-init, candidate) it said it was running, in order."""
         nonce = secrets.token_hex(8)
         spec_path = ws / f"spec_{spec['mode']}.json"
         spec_path.write_text(json.dumps(spec))
@@ -266,13 +266,13 @@ class KernelEvaluator:
         shutil.copyfile(here / "timing.py", ws / "assay_kernel_timing.py")
         res = self._launch(ws, ["assay_kernel_worker.py", spec_path.name], timeout, stdin=(nonce + "\n").encode())
         prefix, at = f"{MARK} {nonce} ", f"{PHASE} {nonce} "
-        found = side = None
+        found, sides = None, []
         for line in res.stdout.splitlines():
             if line.startswith(prefix):
                 found = json.loads(line[len(prefix):])
             elif line.startswith(at):
-                side = line[len(at):].strip()
-        return found, res, side
+                sides.append(line[len(at):].strip())
+        return found, res, sides
 
     def _workspace(self, problem: Problem, source: str) -> tuple[Path, str]:
         h = source_hash(source, self.config.device)
@@ -330,22 +330,30 @@ class KernelEvaluator:
                 "trials": max(5, c.trials), "tolerance": c.tolerance, "profile": c.profile,
                 "timing": {"warmup": c.warmup, "trials": c.timing_trials, "repeats": c.repeats,
                            "rotate": c.rotate, "rotate_bytes": c.rotate_bytes, "baselines": list(c.baselines)} if c.timed else None}
-        found, res, side = self._run(ws, spec, c.eval_timeout_s)
+        found, res, sides = self._run(ws, spec, c.eval_timeout_s)
         if res.timed_out:
             return {"status": "timeout", "message": f"the evaluation took over {c.eval_timeout_s:.0f} s"}
-        if found is not None:
-            return found
+        return found if found is not None else self._died(res, sides)
+
+    def _died(self, res: ExecResult, sides: list[str]) -> dict:
+        """The verdict for an evaluation that ended with no result, by the side the worker said was
+        running. The reference's fault (or this machine's), not fed back as the kernel's, only
+        before the candidate's forward first ran: that could have left the reference short."""
         how = f"exit {res.exit_code}, {res.killed_reason or 'no result'}"
         if res.killed_reason == "memory":
-            how = f"exit {res.exit_code}, out of memory; the sandbox allows {c.memory_mb} MiB"
-        if side == "reference":  # the problem's (or this machine's) fault: never fed back as the kernel's
+            how = f"exit {res.exit_code}, out of memory; the sandbox allows {self.config.memory_mb} MiB"
+        if sides[-1:] == ["reference"] and "candidate" not in sides:
             hint = "; pass --shrink N to check it at smaller shapes" if res.killed_reason == "memory" else ""
             return {"status": "error", "message": f"the evaluation process died while the reference Model ran "
                                                   f"({how}), so no candidate can be checked against this problem "
                                                   f"here{hint}"}
+        who = {"candidate": " while the candidate ran", "candidate-init": " while ModelNew was constructed",
+               "reference": " while the reference Model ran, after the candidate's forward had"}.get(
+                   sides[-1] if sides else "", "")
         tail = "\n".join(line for line in (res.stderr or res.stdout).splitlines()[-40:]
                          if not line.startswith(PHASE)).strip()[-3000:]
-        return {"status": "runtime", "message": f"the evaluation process died ({how})" + (f":\n{tail}" if tail else "")}
+        return {"status": "runtime", "message": f"the evaluation process died{who} ({how})"
+                                                + (f":\n{tail}" if tail else "")}
 
     def evaluate(self, problem: Problem, source: str, cid: str = "candidate") -> Verdict:
         g = self.gate(source)

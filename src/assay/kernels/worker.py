@@ -2,9 +2,9 @@
 
 Runs inside a sandboxed subprocess whose cwd is the candidate's build directory. It reads a
 nonce from stdin before any candidate code is loaded and prints its result as one line
-`@@ASSAY-RESULT <nonce> <json>`. In eval mode it also prints `@@ASSAY-PHASE <nonce> reference`
-(or `candidate`) before each step, so that a process killed with no result (out of memory,
-say) can be blamed on the side that was running. Modes:
+`@@ASSAY-RESULT <nonce> <json>`. In eval mode it also prints `@@ASSAY-PHASE <nonce> <side>`
+before each step (`reference`, `candidate-init`, `candidate`), so that a process killed with no
+result (out of memory, say) can be blamed on the side that was running. Modes:
 
 - compile: import the candidate (load_inline builds at import time) and construct ModelNew.
 - eval: correctness protocol, then (when asked) timing of candidate and baselines in this
@@ -346,7 +346,7 @@ def main() -> None:
     except Exception:
         emit(_problem_broken("building the reference Model"))
         return
-    phase("candidate")
+    phase("candidate-init")
     try:
         torch.manual_seed(seed)
         new = cand.ModelNew(*init).to(device)
