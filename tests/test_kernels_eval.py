@@ -188,18 +188,18 @@ def test_a_process_killed_for_memory_is_blamed_on_the_side_that_was_running(tmp_
     f.write_text(relu.replace("    return [x]", "    torch.ones(2048, 1024, 1024)[0, 0, 0] += 1\n    return [x]"))
     v = ev.evaluate(load_problem(f), src("legit_triton_relu"))
     assert v.status == "error", v.message
-    assert v.message.startswith("the evaluation process died while the reference Model ran (exit 137, out of "
-                                "memory; the sandbox allows 1024 MiB)")
+    assert v.message.startswith("the evaluation process ran out of memory (exit 137; the sandbox allows 1024 MiB) "
+                                "while the reference Model ran, so no candidate can be checked")
     assert v.message.endswith("pass --shrink N to check it at smaller shapes")
     # the same limit hit in the candidate's forward is the candidate's
     legit = src("legit_triton_relu")
-    greedy = legit.replace("        out = torch.empty_like(x)\n",
-                           "        out = torch.empty_like(x)\n        big = torch.ones(2048, 1024, 1024)\n        del big\n")
+    big = "        big = torch.ones(2048, 1024, 1024)\n        del big\n"
+    greedy = legit.replace("        out = torch.empty_like(x)\n", "        out = torch.empty_like(x)\n" + big)
     assert greedy != legit
     v = ev.evaluate(load_problem(HERE / "problems" / "level1" / "1_ReLU.py", shrink=256), greedy)
     assert v.status == "runtime", v.message
-    assert v.message.startswith("the evaluation process died while the candidate ran (exit 137, out of memory; "
-                                "the sandbox allows 1024 MiB)")
+    assert v.message.startswith("the evaluation process ran out of memory (exit 137; the sandbox allows 1024 MiB) "
+                                "while the candidate ran")
     assert "@@ASSAY" not in v.message
     # once the candidate's forward has run, it may be what left the reference short: not an error
     f.write_text(relu.replace("        return torch.relu(x)", "        self.calls = getattr(self, 'calls', 0) + 1\n"
@@ -208,5 +208,17 @@ def test_a_process_killed_for_memory_is_blamed_on_the_side_that_was_running(tmp_
                               "        return torch.relu(x)"))
     v = ev.evaluate(load_problem(f, shrink=256), legit)
     assert v.status == "runtime", v.message
-    assert v.message.startswith("the evaluation process died while the reference Model ran, after the candidate's "
-                                "forward had (exit 137, out of memory")
+    assert v.message.startswith("the evaluation process ran out of memory (exit 137; the sandbox allows 1024 MiB) "
+                                "while the reference Model ran, after the candidate's forward had")
+
+
+def test_a_reference_too_slow_for_the_time_limit_is_the_problems_fault(tmp_path):
+    ev = KernelEvaluator(EvalConfig(device="cpu", cache_dir=str(tmp_path / "c"), eval_timeout_s=8))
+    f = tmp_path / "1_ReLU.py"
+    slow = "import time\n" + (HERE / "problems" / "level1" / "1_ReLU.py").read_text().replace(
+        "        return torch.relu(x)", "        time.sleep(60)\n        return torch.relu(x)")
+    f.write_text(slow)
+    v = ev.evaluate(load_problem(f, shrink=256), src("legit_triton_relu"))
+    assert v.status == "error", v.message
+    assert v.message == ("the evaluation took over 8 s while the reference Model ran, so no candidate can be checked "
+                         "against this problem here; pass --shrink N to check it at smaller shapes")

@@ -331,29 +331,34 @@ class KernelEvaluator:
                 "timing": {"warmup": c.warmup, "trials": c.timing_trials, "repeats": c.repeats,
                            "rotate": c.rotate, "rotate_bytes": c.rotate_bytes, "baselines": list(c.baselines)} if c.timed else None}
         found, res, sides = self._run(ws, spec, c.eval_timeout_s)
-        if res.timed_out:
-            return {"status": "timeout", "message": f"the evaluation took over {c.eval_timeout_s:.0f} s"}
-        return found if found is not None else self._died(res, sides)
+        if found is not None and not res.timed_out:
+            return found
+        return self._died(res, sides)
 
     def _died(self, res: ExecResult, sides: list[str]) -> dict:
-        """The verdict for an evaluation that ended with no result, by the side the worker said was
-        running. The reference's fault (or this machine's), not fed back as the kernel's, only
-        before the candidate's forward first ran: that could have left the reference short."""
-        how = f"exit {res.exit_code}, {res.killed_reason or 'no result'}"
-        if res.killed_reason == "memory":
-            how = f"exit {res.exit_code}, out of memory; the sandbox allows {self.config.memory_mb} MiB"
+        """The verdict for an evaluation that timed out or ended with no result, by the side the
+        worker said was running. The reference's fault (or this machine's), not fed back as the
+        kernel's, only before the candidate's forward first ran: that could have used up the
+        time or left the reference short of memory."""
+        if res.timed_out:
+            what = f"took over {self.config.eval_timeout_s:.0f} s"
+        elif res.killed_reason == "memory":
+            what = f"process ran out of memory (exit {res.exit_code}; the sandbox allows {self.config.memory_mb} MiB)"
+        else:
+            what = f"process died (exit {res.exit_code}, {res.killed_reason or 'no result'})"
         if sides[-1:] == ["reference"] and "candidate" not in sides:
-            hint = "; pass --shrink N to check it at smaller shapes" if res.killed_reason == "memory" else ""
-            return {"status": "error", "message": f"the evaluation process died while the reference Model ran "
-                                                  f"({how}), so no candidate can be checked against this problem "
-                                                  f"here{hint}"}
+            hint = "; pass --shrink N to check it at smaller shapes" if res.timed_out or res.killed_reason == "memory" \
+                else ""
+            return {"status": "error", "message": f"the evaluation {what} while the reference Model ran, so no "
+                                                  f"candidate can be checked against this problem here{hint}"}
+        if res.timed_out:
+            return {"status": "timeout", "message": f"the evaluation {what}"}
         who = {"candidate": " while the candidate ran", "candidate-init": " while ModelNew was constructed",
                "reference": " while the reference Model ran, after the candidate's forward had"}.get(
                    sides[-1] if sides else "", "")
         tail = "\n".join(line for line in (res.stderr or res.stdout).splitlines()[-40:]
                          if not line.startswith(PHASE)).strip()[-3000:]
-        return {"status": "runtime", "message": f"the evaluation process died{who} ({how})"
-                                                + (f":\n{tail}" if tail else "")}
+        return {"status": "runtime", "message": f"the evaluation {what}{who}" + (f":\n{tail}" if tail else "")}
 
     def evaluate(self, problem: Problem, source: str, cid: str = "candidate") -> Verdict:
         g = self.gate(source)
