@@ -222,3 +222,11 @@ def test_a_reference_too_slow_for_the_time_limit_is_the_problems_fault(tmp_path)
     assert v.status == "error", v.message
     assert v.message == ("the evaluation took over 8 s while the reference Model ran, so no candidate can be checked "
                          "against this problem here; pass --shrink N to check it at smaller shapes")
+
+
+def test_an_evaluation_may_never_take_more_memory_than_most_of_the_machine():
+    import os
+
+    machine_mb = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") >> 20
+    cap = EvalConfig().memory_mb
+    assert 1024 <= cap <= 32768 and (cap <= machine_mb * 3 // 4 or cap == 1024)

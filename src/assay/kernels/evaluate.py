@@ -40,6 +40,17 @@ STATUSES = ("gate", "compile", "runtime", "mismatch", "mutated", "nondeterminist
             "error", "correct")
 
 
+def default_memory_mb() -> int:
+    """Each evaluation's memory cap: 32 GiB, or 3/4 of this machine's memory where that is less.
+    A cap above the machine's memory (a full-size problem on a laptop) would leave the choice of
+    victim to the kernel's global OOM killer, after the machine had thrashed."""
+    try:
+        total_mb = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") >> 20
+    except (ValueError, OSError):
+        return 32768
+    return max(1024, min(32768, total_mb * 3 // 4))
+
+
 @dataclass
 class EvalConfig:
     device: str = "cpu"
@@ -61,7 +72,7 @@ class EvalConfig:
     compile_workers: int = 2
     cache_dir: str | None = None
     policy: G.GatePolicy = field(default_factory=G.GatePolicy)
-    memory_mb: int = 32768  # CPU runs only: CUDA reserves far more address space than it uses
+    memory_mb: int = field(default_factory=default_memory_mb)  # memory cgroup, else RLIMIT_AS (CPU only)
 
     @property
     def is_cuda(self) -> bool:
