@@ -229,4 +229,4 @@ def test_an_evaluation_may_never_take_more_memory_than_most_of_the_machine():
 
     machine_mb = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") >> 20
     cap = EvalConfig().memory_mb
-    assert 1024 <= cap <= 32768 and (cap <= machine_mb * 3 // 4 or cap == 1024)
+    assert 8192 <= cap <= 32768 and (cap <= machine_mb * 3 // 4 or cap == 8192)

@@ -43,12 +43,13 @@ STATUSES = ("gate", "compile", "runtime", "mismatch", "mutated", "nondeterminist
 def default_memory_mb() -> int:
     """Each evaluation's memory cap: 32 GiB, or 3/4 of this machine's memory where that is less.
     A cap above the machine's memory (a full-size problem on a laptop) would leave the choice of
-    victim to the kernel's global OOM killer, after the machine had thrashed."""
+    victim to the kernel's global OOM killer, after the machine had thrashed. Never under 8 GiB:
+    where the cap is RLIMIT_AS (no memory cgroup), importing torch and triton alone maps 3.3 GB."""
     try:
         total_mb = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") >> 20
     except (ValueError, OSError):
         return 32768
-    return max(1024, min(32768, total_mb * 3 // 4))
+    return max(8192, min(32768, total_mb * 3 // 4))
 
 
 @dataclass
