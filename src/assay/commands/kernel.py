@@ -12,7 +12,7 @@ import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
@@ -22,6 +22,32 @@ kernel_app = typer.Typer(help="KernelBench-style CUDA/Triton kernel search and e
                          invoke_without_command=True)
 
 _BASELINES = ("eager", "compile")
+
+# The options the three commands share, declared once (typer reads Annotated metadata).
+ProblemsDir = Annotated[str, typer.Option("--problems-dir",
+                                          help="KernelBench checkout (or ASSAY_KERNELBENCH_DIR).")]
+Ids = Annotated[str, typer.Option("--ids", help="Problem numbers, e.g. 1,2,5-9.")]
+ModelName = Annotated[str, typer.Option("--model", help="Any litellm model name (or ASSAY_MODEL).")]
+Backend = Annotated[str, typer.Option("--backend", help="cuda or triton.")]
+Samples = Annotated[int, typer.Option("--samples", "-n", help="Parallel samples in round 0.")]
+Rounds = Annotated[int, typer.Option("--rounds", help="Rounds (feedback refinement after the first).")]
+Device = Annotated[str, typer.Option("--device", help="cuda:N, or cpu (correctness only, Triton interpreted).")]
+Shrink = Annotated[int, typer.Option("--shrink", help="Clamp problem shape constants to this (CPU runs).")]
+Baseline = Annotated[str, typer.Option("--baseline", help="eager or compile: what speedup compares to.")]
+Timing = Annotated[str, typer.Option("--timing", help="synced (KernelBench per-call) or device (do_bench).")]
+Tolerance = Annotated[float, typer.Option(
+    "--tolerance", help="atol=rtol for every float dtype (default: 1e-4 fp32; KernelBench used 1e-2).")]
+CacheDir = Annotated[str, typer.Option("--cache-dir",
+                                       help="Build cache (default ~/.cache/assay/kernels, or ASSAY_KERNEL_CACHE).")]
+SandboxName = Annotated[str, typer.Option("--sandbox",
+                                          help="local (bubblewrap), the default; the docker image has no torch.")]
+Unsafe = Annotated[bool, typer.Option("--unsafe-no-sandbox",
+                                      help="Run model code without isolation: only on a machine you trust.")]
+RunId = Annotated[str, typer.Option("--run-id",
+                                    help="Run id (default: derived from the inputs; same id resumes).")]
+RunsDir = Annotated[str, typer.Option("--runs-dir", help="Run store root (default ./runs).")]
+MaxUsd = Annotated[float, typer.Option("--max-usd", help="Stop generating after spending this much.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing; the results are still written.")]
 
 
 def _config(*, device: str, backend: str | None, tolerance: float | None, trials: int, baseline: str,
@@ -129,31 +155,28 @@ def _machine() -> dict[str, Any]:
 def kernel_search(
     ctx: typer.Context,
     problem: Path = typer.Option(None, "--problem", help="One KernelBench problem file."),
-    problems_dir: str = typer.Option(None, "--problems-dir", help="KernelBench checkout (or ASSAY_KERNELBENCH_DIR)."),
+    problems_dir: ProblemsDir = None,
     level: int = typer.Option(None, "--level", help="KernelBench level (1, 2 or 3) under --problems-dir."),
-    ids: str = typer.Option(None, "--ids", help="Problem numbers, e.g. 1,2,5-9."),
-    model: str = typer.Option(None, "--model", help="Any litellm model name (or ASSAY_MODEL)."),
-    backend: str = typer.Option("triton", "--backend", help="cuda or triton."),
-    samples: int = typer.Option(4, "--samples", "-n", help="Parallel samples in round 0."),
-    rounds: int = typer.Option(3, "--rounds", help="Rounds (feedback refinement after the first)."),
-    device: str = typer.Option("cuda:0", "--device", help="cuda:N, or cpu (correctness only, Triton interpreted)."),
-    baseline: str = typer.Option("eager", "--baseline", help="eager or compile: what speedup compares to."),
-    timing: str = typer.Option("synced", "--timing", help="synced (KernelBench per-call) or device (do_bench)."),
-    tolerance: float = typer.Option(None, "--tolerance", help="atol=rtol for every float dtype (default: "
-                                    "1e-4 fp32; KernelBench used 1e-2)."),
+    ids: Ids = None,
+    model: ModelName = None,
+    backend: Backend = "triton",
+    samples: Samples = 4,
+    rounds: Rounds = 3,
+    device: Device = "cuda:0",
+    baseline: Baseline = "eager",
+    timing: Timing = "synced",
+    tolerance: Tolerance = None,
     trials: int = typer.Option(5, "--trials", help="Correctness trials (at least 5)."),
-    shrink: int = typer.Option(None, "--shrink", help="Clamp problem shape constants to this (CPU runs)."),
+    shrink: Shrink = None,
     allow_op: list[str] = typer.Option(None, "--allow-op", help="Also allow this torch op in forward."),
-    cache_dir: str = typer.Option(None, "--cache-dir", help="Build cache (default ~/.cache/assay/kernels)."),
-    sandbox: str = typer.Option(None, "--sandbox",
-                                help="local (bubblewrap), the default; the docker image has no torch."),
-    unsafe_no_sandbox: bool = typer.Option(False, "--unsafe-no-sandbox",
-                                           help="Run model code without isolation: only on a machine you trust."),
-    run_id: str = typer.Option(None, "--run-id", help="Run id (default: derived from the inputs; same id resumes)."),
-    runs_dir: str = typer.Option(None, "--runs-dir", help="Run store root (default ./runs)."),
-    max_usd: float = typer.Option(None, "--max-usd", help="Stop generating after spending this much."),
+    cache_dir: CacheDir = None,
+    sandbox: SandboxName = None,
+    unsafe_no_sandbox: Unsafe = False,
+    run_id: RunId = None,
+    runs_dir: RunsDir = None,
+    max_usd: MaxUsd = None,
     api_base: str = typer.Option(None, "--api-base", help="OpenAI-compatible server URL."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing; the results are still written."),
+    quiet: Quiet = False,
 ) -> None:
     """Search for a fast, correct kernel for each problem (samples + feedback rounds). Every round
     is saved in the run store; re-running the same command resumes where it stopped."""
@@ -208,22 +231,18 @@ def kernel_eval(
     candidate: Path = typer.Option(..., "--candidate", help="File defining ModelNew."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda:N."),
     backend: str = typer.Option(None, "--backend", help="Require this kernel kind: cuda or triton."),
-    baseline: str = typer.Option("eager", "--baseline", help="eager or compile: what speedup compares to."),
-    timing: str = typer.Option("synced", "--timing", help="synced (KernelBench per-call) or device (do_bench)."),
-    tolerance: float = typer.Option(None, "--tolerance",
-                                    help="atol=rtol for every float dtype (default: 1e-4 fp32; KernelBench used 1e-2)."),
+    baseline: Baseline = "eager",
+    timing: Timing = "synced",
+    tolerance: Tolerance = None,
     trials: int = typer.Option(5, "--trials", help="Correctness trials (at least 5)."),
-    shrink: int = typer.Option(None, "--shrink", help="Clamp problem shape constants to this."),
+    shrink: Shrink = None,
     time_on_cpu: bool = typer.Option(False, "--time", help="Also time on CPU (host clock; not a GPU result)."),
     allow_op: list[str] = typer.Option(None, "--allow-op", help="Also allow this torch op in forward."),
-    cache_dir: str = typer.Option(None, "--cache-dir",
-                                  help="Build cache (default ~/.cache/assay/kernels, or ASSAY_KERNEL_CACHE)."),
-    sandbox: str = typer.Option(None, "--sandbox",
-                                help="local (bubblewrap), the default; the docker image has no torch."),
-    unsafe_no_sandbox: bool = typer.Option(False, "--unsafe-no-sandbox",
-                                           help="Run model code without isolation: only on a machine you trust."),
+    cache_dir: CacheDir = None,
+    sandbox: SandboxName = None,
+    unsafe_no_sandbox: Unsafe = False,
     json_out: Path = typer.Option(None, "--json", help="Also write the verdict as JSON here."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing; the results are still written."),
+    quiet: Quiet = False,
 ) -> None:
     """Run one candidate through gate, build, correctness and timing; exit 0 only if it is correct."""
     from assay.commands.common import console
@@ -254,32 +273,28 @@ def kernel_eval(
 
 
 def kernelbench(
-    problems_dir: str = typer.Option(None, "--problems-dir", help="KernelBench checkout (or ASSAY_KERNELBENCH_DIR)."),
+    problems_dir: ProblemsDir = None,
     level: int = typer.Option(..., "--level", help="KernelBench level (1, 2 or 3) under --problems-dir."),
-    ids: str = typer.Option(None, "--ids", help="Problem numbers, e.g. 1,2,5-9."),
-    model: str = typer.Option(None, "--model", help="Any litellm model name (or ASSAY_MODEL)."),
+    ids: Ids = None,
+    model: ModelName = None,
     candidates_dir: Path = typer.Option(None, "--candidates", help="Evaluate given <problem-stem>.py files "
                                         "instead of searching with a model."),
-    backend: str = typer.Option("triton", "--backend", help="cuda or triton."),
-    samples: int = typer.Option(4, "--samples", "-n", help="Parallel samples in round 0."),
-    rounds: int = typer.Option(3, "--rounds", help="Rounds (feedback refinement after the first)."),
-    device: str = typer.Option("cuda:0", "--device", help="cuda:N, or cpu (correctness only, Triton interpreted)."),
-    baseline: str = typer.Option("eager", "--baseline", help="eager or compile: what speedup compares to."),
-    timing: str = typer.Option("synced", "--timing", help="synced (KernelBench per-call) or device (do_bench)."),
-    tolerance: float = typer.Option(None, "--tolerance",
-                                    help="atol=rtol for every float dtype (default: 1e-4 fp32; KernelBench used 1e-2)."),
-    shrink: int = typer.Option(None, "--shrink", help="Clamp problem shape constants to this (CPU runs)."),
+    backend: Backend = "triton",
+    samples: Samples = 4,
+    rounds: Rounds = 3,
+    device: Device = "cuda:0",
+    baseline: Baseline = "eager",
+    timing: Timing = "synced",
+    tolerance: Tolerance = None,
+    shrink: Shrink = None,
     out: Path = typer.Option(Path("benches/results"), "--out", help="Where the JSON + markdown go."),
-    cache_dir: str = typer.Option(None, "--cache-dir",
-                                  help="Build cache (default ~/.cache/assay/kernels, or ASSAY_KERNEL_CACHE)."),
-    sandbox: str = typer.Option(None, "--sandbox",
-                                help="local (bubblewrap), the default; the docker image has no torch."),
-    unsafe_no_sandbox: bool = typer.Option(False, "--unsafe-no-sandbox",
-                                           help="Run model code without isolation: only on a machine you trust."),
-    run_id: str = typer.Option(None, "--run-id", help="Run id (default: derived from the inputs; same id resumes)."),
-    runs_dir: str = typer.Option(None, "--runs-dir", help="Run store root (default ./runs)."),
-    max_usd: float = typer.Option(None, "--max-usd", help="Stop generating after spending this much."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing; the results are still written."),
+    cache_dir: CacheDir = None,
+    sandbox: SandboxName = None,
+    unsafe_no_sandbox: Unsafe = False,
+    run_id: RunId = None,
+    runs_dir: RunsDir = None,
+    max_usd: MaxUsd = None,
+    quiet: Quiet = False,
 ) -> None:
     """A whole KernelBench level: per-problem results and the level's fast_p table. Each problem's
     result is kept in the run store as it finishes, and the table is rewritten after each one;
