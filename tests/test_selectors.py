@@ -78,6 +78,9 @@ def test_dedup_merges_and_counts_multiplicity():
     sel = Dedup().select(TASK, cs, evidence({x.id: {} for x in cs}), c)
     assert sel.ranking == ["c0", "c3", "c4"]
     assert c.options["multiplicity"] == {"c0": 3.0, "c3": 1.0, "c4": 1.0}
+    assert sel.rationale == "dedup: 5 candidates -> 3 distinct programs"
+    one = Dedup().select(TASK, cs[:1], evidence({"c0": {}}), ctx())
+    assert one.rationale == "dedup: 1 candidate -> 1 distinct program"
     # c3 and c4 behave alike: two distinct programs outvote one program sampled three times...
     sigs = {"c0": ["2"], "c1": ["2"], "c2": ["2"], "c3": ["2x"], "c4": ["2x"]}
     ev = evidence({x.id: {} for x in cs}, signatures=sigs)

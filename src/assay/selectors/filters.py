@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import ast
 
-from assay.selectors._common import MULTIPLICITY, abstain, loadable
+from assay.selectors._common import MULTIPLICITY, abstain, counted, loadable
 from assay.selectors.base import SelectContext
 from assay.types import Candidate, Evidence, Selection, Task
 
@@ -122,5 +122,5 @@ class Dedup:
         mult.update(total)
         kept = list(reps.values())
         return _kept(self.name, kept, ctx,
-                     f"dedup: {len(candidates)} candidates -> {len(kept)} distinct programs",
+                     f"dedup: {counted(len(candidates), 'candidate')} -> {counted(len(kept), 'distinct program')}",
                      {c.id: total[c.id] for c in kept})
