@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from procs import procs_naming
 
 pytest.importorskip("torch", reason="needs torch: pip install -e '.[kernels]'")
 pytest.importorskip("triton", reason="needs triton (interpreter mode on CPU)")
@@ -80,16 +81,10 @@ def _kill_processes_naming(path: Path) -> None:
     (bubblewrap arms --die-with-parent only after it): asleep, it never runs its command, but
     it would outlive the test. Scanned until none is left: a bwrap killed here may be cloning."""
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        found = []
-        for entry in os.scandir("/proc"):
+    while time.monotonic() < deadline and (found := procs_naming(str(path))):
+        for pid in found:
             try:
-                cmdline = Path(entry.path, "cmdline").read_bytes().decode("utf-8", "replace")
-                if entry.name.isdigit() and str(path) in cmdline:
-                    found.append(int(entry.name))
-                    os.kill(found[-1], signal.SIGKILL)
-            except OSError:
-                continue
-        if not found:
-            return
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         time.sleep(0.1)

@@ -17,22 +17,13 @@ import pytest
 
 from assay.sandbox.base import Limits
 from assay.types import ExecResult
+from procs import procs_naming
 
 pytestmark = pytest.mark.timeout(60)  # each case takes seconds; a hang is a failure, fast
 
 
 def _procs_with(marker: str) -> list[str]:
-    found = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = Path(entry.path, "cmdline").read_bytes()
-        except OSError:
-            continue
-        if marker.encode() in cmdline:
-            found.append(f"{entry.name}: {cmdline.replace(bytes(1), b' ')[:120]!r}")
-    return found
+    return [f"{pid}: {cmdline.replace(bytes(1), b' ')[:120]!r}" for pid, cmdline in procs_naming(marker).items()]
 
 
 def _mounts_with(*needles: str) -> list[str]:

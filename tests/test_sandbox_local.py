@@ -15,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from assay.sandbox.base import Limits, SandboxUnavailable, make_sandbox
+from procs import procs_naming
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap (bwrap) is not installed")
 
@@ -206,21 +207,10 @@ def test_a_supervisor_killed_before_the_limits_are_set_leaves_a_command_that_nev
                           text=True, timeout=60)
     assert proc.returncode == -9, proc.stderr
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and _sandboxes_of(ws):
+    while time.monotonic() < deadline and procs_naming(str(ws)):
         time.sleep(0.05)
-    assert _sandboxes_of(ws) == []  # the sandbox gave up, it is not waiting either
+    assert procs_naming(str(ws)) == {}  # the sandbox gave up, it is not waiting either
     assert not (ws / "ran").exists()
-
-
-def _sandboxes_of(ws: Path) -> list[int]:
-    out = []
-    for entry in os.scandir("/proc"):
-        try:
-            if entry.name.isdigit() and str(ws) in Path(entry.path, "cmdline").read_bytes().decode(errors="replace"):
-                out.append(int(entry.name))
-        except OSError:
-            continue
-    return out
 
 
 def test_missing_workspace_is_a_user_error(box, tmp_path):
