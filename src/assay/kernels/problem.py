@@ -106,9 +106,10 @@ def load_problem(path: str | Path, *, shrink: int | None = None, problem_id: str
     if not p.is_file():
         raise UserError(f"problem file {p} does not exist; pass a KernelBench problem .py file.")
     source = p.read_text(encoding="utf-8")
-    _check_format(source, str(p))
+    constants = _check_format(source, str(p))
     if shrink:
         source = shrink_source(source, shrink)
+        constants = _check_format(source, str(p))
     m = re.match(r"(\d+)_(.*)", p.stem)
     level = None
     lm = re.search(r"level_?(\d+)", str(p.parent))
@@ -121,7 +122,7 @@ def load_problem(path: str | Path, *, shrink: int | None = None, problem_id: str
         path=str(p),
         level=level,
         number=int(m.group(1)) if m else None,
-        constants=_check_format(source, str(p)),
+        constants=constants,
     )
 
 
