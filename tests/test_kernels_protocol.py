@@ -46,6 +46,17 @@ def test_shrink_clamps_large_shape_constants_only():
     assert shrink_source(chained, 64) == "height = width = 64\nh, w = a = 64, 7\n"
 
 
+def test_shrink_keeps_a_size_divisible_by_the_constants_that_divided_it():
+    # 12 heads split 768 but not 64; 3 groups split 480 and 240 but not 64 (KernelBench level 3)
+    attention = "batch_size = 16\nmax_seqlen = 1024\nn_embd = 768\nn_head = 12\n"
+    assert shrink_source(attention, 64) == "batch_size = 16\nmax_seqlen = 64\nn_embd = 48\nn_head = 12\n"
+    shuffle = "in_channels, out_channels = 240, 480\ngroups = 3\nsize = (224, 7)\n"
+    assert shrink_source(shuffle, 64) == "in_channels, out_channels = 63, 63\ngroups = 3\nsize = (63, 7)\n"
+    # only divisors the size had count; where their multiples all pass the cap, it is the cap
+    assert shrink_source("n = 1000\nk = 3\nd = 7 * 11\ne = 5\n", 64) == "n = 60\nk = 3\nd = 64\ne = 5\n"
+    assert shrink_source("m = 180\ng = 36\nh = 20\n", 64) == "m = 64\ng = 36\nh = 20\n"
+
+
 def test_chained_shape_constants_are_known_by_every_name(tmp_path):
     f = tmp_path / "5_Chained.py"
     f.write_text("class Model: pass\ndef get_inputs(): return []\ndef get_init_inputs(): return []\n"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -84,18 +85,32 @@ def _check_format(source: str, where: str) -> dict[str, int | float]:
     return consts
 
 
+def _clamped(value: int, cap: int, small: set[int]) -> int:
+    """The largest size at or under `cap` that keeps every divisor of `value` among `small`: a
+    channel count still splits into its groups, a width into its heads. `cap` where none fits."""
+    step = math.lcm(*(d for d in small if value % d == 0))
+    return cap // step * step if step <= cap else cap
+
+
 def shrink_source(source: str, cap: int) -> str:
-    """Clamp every module-level integer above `cap` to `cap`, alone (`dim = 16384`, `M = 16384 * 2`),
-    in a tuple or list (`input_shape = (32768,)`), assigned in a pair (`height, width = 256, 256`)
-    or chained (`height = width = 256`): shapes for CPU runs."""
+    """Clamp every module-level integer above `cap`, alone (`dim = 16384`, `M = 16384 * 2`), in a
+    tuple or list (`input_shape = (32768,)`), assigned in a pair (`height, width = 256, 256`) or
+    chained (`height = width = 256`): shapes for CPU runs. Each goes to the largest size at or
+    under `cap` that is still a multiple of the module's other constants that divided it, the ones
+    that stay (`n_embd = 768` with `n_head = 12` becomes 48 under a cap of 64, not 64, which 12
+    does not divide)."""
     tree = ast.parse(source)
     lines = source.splitlines(keepends=True)
-    edits = set()  # a set: the targets of `height = width = 256` share one value node
+    sizes = []  # (value, node) for each integer a shape constant may hold
     for _, node in _assignments(tree):
         for v in node.elts if isinstance(node, (ast.Tuple, ast.List)) else [node]:
-            value = _int_value(v)
-            if value is not None and value > cap and v.lineno == v.end_lineno:
-                edits.add((v.lineno - 1, v.col_offset, v.end_col_offset, str(cap)))
+            if (value := _int_value(v)) is not None:
+                sizes.append((value, v))
+    small = {value for value, _ in sizes if 1 < value <= cap}
+    edits = set()  # a set: the targets of `height = width = 256` share one value node
+    for value, v in sizes:
+        if value > cap and v.lineno == v.end_lineno:
+            edits.add((v.lineno - 1, v.col_offset, v.end_col_offset, str(_clamped(value, cap, small))))
     for line, c0, c1, text in sorted(edits, reverse=True):
         lines[line] = lines[line][:c0] + text + lines[line][c1:]
     return "".join(lines)
