@@ -224,6 +224,21 @@ def test_a_reference_too_slow_for_the_time_limit_is_the_problems_fault(tmp_path)
                          "against this problem here; pass --shrink N to check it at smaller shapes")
 
 
+def test_a_candidate_that_hangs_only_once_timed_is_told_so(tmp_path):
+    # correct on every check, then stuck from its 40th call on: inside the timing loop
+    ev = KernelEvaluator(EvalConfig(device="cpu", cache_dir=str(tmp_path / "c"), eval_timeout_s=20, timing=True,
+                                    baselines=("eager",), warmup=2, timing_trials=50))
+    legit = src("legit_triton_relu")
+    stuck = "        self.calls = getattr(self, 'calls', 0) + 1\n        while self.calls > 40:\n            pass\n"
+    hangs = legit.replace("        out = torch.empty_like(x)\n", stuck + "        out = torch.empty_like(x)\n")
+    assert hangs != legit
+    prob = load_problem(HERE / "problems" / "level1" / "1_ReLU.py", shrink=256)
+    v = ev.evaluate_built(prob, hangs, "hangs", ev.build(prob, hangs))  # past the gate, which bans the counter
+    assert v.status == "timeout", v.message
+    assert v.message == ("the evaluation took over 20 s while the candidate and the reference were timed, "
+                         "after the candidate had passed every correctness check")
+
+
 def test_an_evaluation_may_never_take_more_memory_than_most_of_the_machine():
     import os
 

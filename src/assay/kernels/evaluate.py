@@ -268,7 +268,7 @@ class KernelEvaluator:
 
     def _run(self, ws: Path, spec: dict, timeout: float) -> tuple[dict | None, ExecResult, list[str]]:
         """The worker's result (None if it printed none), the process, and the sides (reference,
-        candidate-init, candidate) it said it was running, in order."""
+        candidate-init, candidate, timing) it said it was running, in order."""
         nonce = secrets.token_hex(8)
         spec_path = ws / f"spec_{spec['mode']}.json"
         spec_path.write_text(json.dumps(spec))
@@ -363,11 +363,12 @@ class KernelEvaluator:
                 else ""
             return {"status": "error", "message": f"the evaluation {what} while the reference Model ran, so no "
                                                   f"candidate can be checked against this problem here{hint}"}
-        if res.timed_out:
-            return {"status": "timeout", "message": f"the evaluation {what}"}
         who = {"candidate": " while the candidate ran", "candidate-init": " while ModelNew was constructed",
-               "reference": " while the reference Model ran, after the candidate's forward had"}.get(
-                   sides[-1] if sides else "", "")
+               "reference": " while the reference Model ran, after the candidate's forward had",
+               "timing": " while the candidate and the reference were timed, after the candidate had passed "
+                         "every correctness check"}.get(sides[-1] if sides else "", "")
+        if res.timed_out:
+            return {"status": "timeout", "message": f"the evaluation {what}{who}"}
         tail = "\n".join(line for line in (res.stderr or res.stdout).splitlines()[-40:]
                          if not line.startswith(PHASE)).strip()[-3000:]
         return {"status": "runtime", "message": f"the evaluation {what}{who}" + (f":\n{tail}" if tail else "")}

@@ -3,8 +3,8 @@
 Runs inside a sandboxed subprocess whose cwd is the candidate's build directory. It reads a
 nonce from stdin before any candidate code is loaded and prints its result as one line
 `@@ASSAY-RESULT <nonce> <json>`. In eval mode it also prints `@@ASSAY-PHASE <nonce> <side>`
-before each step (`reference`, `candidate-init`, `candidate`), so that a process killed with no
-result (out of memory, say) can be blamed on the side that was running. Modes:
+before each step (`reference`, `candidate-init`, `candidate`, `timing`), so that a process killed
+with no result (out of memory, say) can be blamed on the side that was running. Modes:
 
 - compile: import the candidate (load_inline builds at import time) and construct ModelNew.
 - eval: correctness protocol, then (when asked) timing of candidate and baselines in this
@@ -355,7 +355,7 @@ def main() -> None:
         return
     result = correctness(prob, ref, new, device, spec, phase)
     if result["status"] == "correct" and spec.get("timing"):
-        phase("candidate")  # both sides run while timing; a death there stays the candidate's
+        phase("timing")  # both sides run, interleaved; a death there stays the candidate's
         try:
             result["timing"] = timing(prob, ref, new, device, spec)
         except Exception:
