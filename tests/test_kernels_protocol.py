@@ -379,6 +379,20 @@ def test_search_saves_every_round_and_a_rerun_resumes_without_model_or_evaluator
     assert third_ev.seen == [["r2-t0", "r2-t1"]] and third.best.cid == first.best.cid
 
 
+def test_a_search_with_no_correct_kernel_says_how_many_it_tried(tmp_path):
+    from assay.agent.models import ScriptedModel
+    from assay.store import RunStore
+
+    prob = load_problem(PROBS / "level1" / "1_ReLU.py")
+    for samples, rounds, said in ((1, 1, "no correct kernel in 1 attempt"), (2, 2, "no correct kernel in 4 attempts")):
+        store = RunStore(tmp_path, f"none-{samples}")
+        res = search(prob, ScriptedModel(lambda m: block("# bad")), FakeEvaluator(),
+                     SearchConfig(samples=samples, rounds=rounds), store=store)
+        assert res.best is None
+        assert store.load(prob.id, "50_selection.json") == {"chosen": None, "tied": [], "rationale": said,
+                                                             "speedup": None, "stopped": None}
+
+
 def test_search_keeps_the_replies_it_paid_for_when_the_budget_stops_a_round(tmp_path):
     from assay.agent.models import ScriptedModel
     from assay.store import RunStore

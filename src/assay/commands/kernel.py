@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from assay.errors import UserError
+from assay.words import counted
 
 kernel_app = typer.Typer(help="KernelBench-style CUDA/Triton kernel search and evaluation.",
                          invoke_without_command=True)
@@ -210,7 +211,7 @@ def kernel_search(
             out.print(f"{p.id}: best {res.best.cid} ({res.best.verdict.message}); {where}/result.py holds it",
                       highlight=False)
         else:
-            out.print(f"{p.id}: no correct kernel in {len(res.attempts)} attempts; every round is in {where}",
+            out.print(f"{p.id}: no correct kernel in {counted(len(res.attempts), 'attempt')}; every round is in {where}",
                       highlight=False)
         if res.stopped:
             out.print(f"[yellow]stopped early: {res.stopped}; re-running the same command goes on from here[/yellow]")

@@ -14,6 +14,7 @@ from assay.kernels.evaluate import KernelEvaluator, Verdict
 from assay.kernels.problem import Problem
 from assay.store import RunStore, atomic_write_text
 from assay.types import Budget, BudgetExceeded
+from assay.words import counted
 
 SYSTEM = (
     "You write custom GPU kernels that replace PyTorch operators to make a model faster. "
@@ -149,7 +150,7 @@ class RoundFiles:
         self.store.save(self.task_id, "50_selection.json", {
             "chosen": b.cid if b else None, "tied": [],
             "rationale": f"fastest correct kernel: {b.verdict.message}" if b else
-                         f"no correct kernel in {len(result.attempts)} attempts",
+                         f"no correct kernel in {counted(len(result.attempts), 'attempt')}",
             "speedup": b.verdict.speedup if b else None, "stopped": result.stopped})
         if b is not None and b.source:
             atomic_write_text(self.store.task_dir(self.task_id) / "result.py", b.source)

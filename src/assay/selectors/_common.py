@@ -31,11 +31,6 @@ def untrusted_tests(evidence: Evidence) -> list[str]:
     return [t.id for t in evidence.tests if not t.trusted]
 
 
-def counted(n: int, noun: str) -> str:
-    """`1 behaviour`, `3 behaviours`: counts in rationales read as English."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
 def abstain(reason: str) -> Selection:
     return Selection(chosen=None, abstained=True, rationale=reason)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from assay.selectors._common import abstain, counted, loadable, ranked_selection, untrusted_tests, weight
+from assay.selectors._common import abstain, loadable, ranked_selection, untrusted_tests, weight
+from assay.words import counted
 from assay.selectors.base import SelectContext
 from assay.types import Candidate, Evidence, Selection, Task
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import ast
 
-from assay.selectors._common import MULTIPLICITY, abstain, counted, loadable
+from assay.selectors._common import MULTIPLICITY, abstain, loadable
+from assay.words import counted
 from assay.selectors.base import SelectContext
 from assay.types import Candidate, Evidence, Selection, Task
 

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from assay.selectors import fuzz_inputs as fi
-from assay.selectors._common import abstain, counted, loadable, ranked_selection, weight
+from assay.selectors._common import abstain, loadable, ranked_selection, weight
+from assay.words import counted
 from assay.selectors.base import SelectContext
 from assay.selectors.cluster import all_failed, behaviour
 from assay.selectors.judge import compare, ranked_groups, total_cost, untrusted_passes

@@ -15,7 +15,8 @@ from typing import Any
 
 from assay.agent.render import render
 from assay.selectors import fuzz_inputs as fi
-from assay.selectors._common import abstain, counted, loadable, ranked_selection, weight
+from assay.selectors._common import abstain, loadable, ranked_selection, weight
+from assay.words import counted
 from assay.selectors.base import SelectContext
 from assay.selectors.judge import (ask, clip, knockout, parse_verdict, problem, ranked_groups,
                                    require_model, total_cost)
