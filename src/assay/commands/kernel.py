@@ -33,7 +33,8 @@ Backend = Annotated[str, typer.Option("--backend", help="cuda or triton.")]
 Samples = Annotated[int, typer.Option("--samples", "-n", help="Parallel samples in round 0.")]
 Rounds = Annotated[int, typer.Option("--rounds", help="Rounds (feedback refinement after the first).")]
 Device = Annotated[str, typer.Option("--device", help="cuda:N, or cpu (correctness only, Triton interpreted).")]
-Shrink = Annotated[int, typer.Option("--shrink", help="Clamp problem shape constants to this (CPU runs).")]
+Shrink = Annotated[int, typer.Option(
+    "--shrink", help="Clamp problem shape constants to at most this, keeping their divisors (CPU runs).")]
 Baseline = Annotated[str, typer.Option("--baseline", help="eager or compile: what speedup compares to.")]
 Timing = Annotated[str, typer.Option("--timing", help="synced (KernelBench per-call) or device (do_bench).")]
 Tolerance = Annotated[float, typer.Option(
