@@ -54,6 +54,33 @@ def test_every_option_of_every_command_says_what_it_does():
     assert silent == []
 
 
+def test_numbers_out_of_range_are_refused_before_any_work(tmp_path):
+    # each would otherwise run: 0 samples abstain, -1 rounds or a negative budget pass silently,
+    # a negative --shrink builds tensors of size -1, 3 --trials quietly become 5
+    prob, cand = "tests/kernels/problems/level1/1_ReLU.py", "tests/kernels/candidates/legit_triton_relu.py"
+    kernel_eval = ["kernel", "eval", "--problem", prob, "--candidate", cand, "--device", "cpu"]
+    cases = [
+        (["solve", "--problem", "p.md", "--samples", "0"], "'--samples'"),
+        (["solve", "--problem", "p.md", "--rounds", "-1"], "'--rounds'"),
+        (["solve", "--problem", "p.md", "--max-usd", "-1"], "'--max-usd'"),
+        (["bench", "humaneval", "--workers", "0"], "'--workers'"),
+        (["select", "--pool", "p.jsonl", "--limit", "0"], "'--limit'"),
+        (["select", "--pool", "p.jsonl", "--timeout", "0"], "--timeout must be positive, not 0"),
+        (["kernel", "--problem", prob, "--model", "m", "--rounds", "0"], "'--rounds'"),
+        (["bench", "kernelbench", "--level", "0"], "'--level'"),
+        ([*kernel_eval, "--shrink", "-1"], "'--shrink'"),
+        ([*kernel_eval, "--tolerance", "-1"], "'--tolerance'"),
+        ([*kernel_eval, "--trials", "3"], "'--trials'"),
+        (["solve", "--problem", "p.md", "--samples", "many"], "'--samples'"),
+        (["solve", "--problem", "p.md", "--bogus"], "No such option: --bogus"),
+        (["solve"], "Missing option '--problem'"),
+    ]
+    for args, said in cases:
+        r = run(args, ROOT, {"ASSAY_RUNS_DIR": str(tmp_path / "runs")}, timeout=60)
+        assert r.returncode == 2 and said in r.stderr, (args, r.returncode, r.stdout, r.stderr)
+    assert not (tmp_path / "runs").exists()
+
+
 def _recording(path: Path, samples: list[str], tests: str) -> Path:
     rows = [
         {"task_id": "problem", "trajectory": "self_debug", "prompt_contains": "Complete the following",

@@ -1,4 +1,5 @@
 import json
+import os
 import threading
 
 import pytest
@@ -66,6 +67,32 @@ def test_bad_toml_is_a_user_error(tmp_path, monkeypatch):
     (tmp_path / "assay.toml").write_text("model = [unclosed\n")
     with pytest.raises(UserError, match="not valid TOML"):
         load_settings({}, cwd=tmp_path)
+
+
+def test_a_setting_that_is_not_a_number_in_range_is_a_user_error_naming_where_it_came_from(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for k in [k for k in os.environ if k.startswith("ASSAY_")]:
+        monkeypatch.delenv(k)
+    monkeypatch.setenv("ASSAY_WORKERS", "abc")
+    with pytest.raises(UserError, match=r"^workers = 'abc' \(from ASSAY_WORKERS\) is not a whole number"):
+        load_settings({}, cwd=tmp_path)
+    monkeypatch.setenv("ASSAY_WORKERS", "0")
+    with pytest.raises(UserError, match=r"^workers = '0' \(from ASSAY_WORKERS\) must be at least 1"):
+        load_settings({}, cwd=tmp_path)
+    monkeypatch.delenv("ASSAY_WORKERS")
+    (tmp_path / "assay.toml").write_text("timeout_s = -1\n")
+    with pytest.raises(UserError, match=r"^timeout_s = -1 \(in ./assay.toml\) must be more than 0"):
+        load_settings({}, cwd=tmp_path)
+    (tmp_path / "assay.toml").write_text("workers = 2.5\n")
+    with pytest.raises(UserError, match=r"^workers = 2.5 \(in ./assay.toml\) is not a whole number"):
+        load_settings({}, cwd=tmp_path)
+    with pytest.raises(UserError, match=r"^max_usd = -0.5 \(on the command line\) must be at least 0"):
+        load_settings({"max_usd": -0.5}, cwd=tmp_path / "elsewhere")
+    (tmp_path / "assay.toml").write_text("timeout_s = 5\nworkers = 3\nmax_usd = 0\n")
+    monkeypatch.setenv("ASSAY_MEMORY_MB", " 2048 ")
+    s = load_settings({}, cwd=tmp_path)
+    assert (s.timeout_s, s.workers, s.max_usd, s.memory_mb) == (5.0, 3, 0.0, 2048)
+    assert type(s.timeout_s) is float and type(s.max_usd) is float
 
 
 def test_budget_limits_and_unknown_prices():

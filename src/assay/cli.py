@@ -38,6 +38,12 @@ def _register() -> None:
 _register()
 
 
+def _usage_errors() -> tuple[type, ...]:
+    """The ClickException class behind a bad flag or value: click's own, or since typer 0.2x the
+    copy of click that typer vendors. typer names neither, but its BadParameter derives from it."""
+    return tuple(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: user errors become one sentence on stderr and exit code 2."""
     try:
@@ -52,15 +58,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(e.exit_code)
     except typer.Exit as e:
         sys.exit(e.exit_code)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, typer.Abort):  # click before typer 0.2x turns Ctrl-C into Abort
         print("assay: interrupted; finished stages are kept in the run directory.", file=sys.stderr)
         sys.exit(130)
     except Exception as e:  # click usage errors come through here too
-        import click
-
-        if isinstance(e, click.exceptions.Abort):
-            sys.exit(130)
-        if isinstance(e, click.ClickException):
+        if isinstance(e, _usage_errors()):
             e.show()
             sys.exit(2)
         if _DEBUG:

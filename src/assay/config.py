@@ -33,18 +33,38 @@ class Settings:
     quiet: bool = False
 
 
-def _coerce(name: str, value: Any) -> Any:
+# The numeric settings and the least each may be: a count of 0 workers or a timeout of -1 s
+# would not fail here but somewhere far from the setting that caused it.
+_AT_LEAST = {"workers": 1, "timeout_s": 0.001, "memory_mb": 1, "temperature": 0.0, "max_usd": 0.0,
+             "max_calls": 0}
+_NUMBER_KIND = {"workers": int, "memory_mb": int, "seed": int, "max_calls": int,
+                "timeout_s": float, "temperature": float, "max_usd": float}
+
+
+def _coerce(name: str, value: Any, source: str) -> Any:
     default = Settings.__dataclass_fields__[name].default
     if value is None or isinstance(value, bool) and isinstance(default, bool):
         return value
+    if isinstance(value, str) and isinstance(default, bool):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    kind = _NUMBER_KIND.get(name)
+    if kind is None:
+        return value
+    number = value
     if isinstance(value, str):
-        if isinstance(default, bool):
-            return value.strip().lower() in ("1", "true", "yes", "on")
-        if isinstance(default, int) or name in ("max_calls",):
-            return int(value)
-        if isinstance(default, float) or name in ("max_usd",):
-            return float(value)
-    return value
+        try:
+            number = kind(value.strip())
+        except ValueError:
+            pass
+    elif kind is float and type(value) is int:
+        number = float(value)
+    if type(number) is not kind:
+        what = "a whole number" if kind is int else "a number"
+        raise UserError(f"{name} = {value!r} ({source}) is not {what}; fix it there.")
+    if name in _AT_LEAST and number < _AT_LEAST[name]:
+        least = "more than 0" if name == "timeout_s" else f"at least {_AT_LEAST[name]:g}"
+        raise UserError(f"{name} = {value!r} ({source}) must be {least}; fix it there.")
+    return number
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -60,13 +80,13 @@ def _read_toml(path: Path) -> dict[str, Any]:
 def load_settings(overrides: dict[str, Any] | None = None, cwd: Path | None = None) -> Settings:
     known = {f.name for f in fields(Settings)}
     merged: dict[str, Any] = {}
-    for layer in (
-        _read_toml(Path.home() / ".config" / "assay" / "config.toml"),
-        _read_toml((cwd or Path.cwd()) / "assay.toml"),
-        {k[len("ASSAY_"):].lower(): v for k, v in os.environ.items() if k.startswith("ASSAY_")},
-        {k: v for k, v in (overrides or {}).items() if v is not None},
+    for source, layer in (
+        ("in ~/.config/assay/config.toml", _read_toml(Path.home() / ".config" / "assay" / "config.toml")),
+        ("in ./assay.toml", _read_toml((cwd or Path.cwd()) / "assay.toml")),
+        ("from ASSAY_{KEY}", {k[len("ASSAY_"):].lower(): v for k, v in os.environ.items() if k.startswith("ASSAY_")}),
+        ("on the command line", {k: v for k, v in (overrides or {}).items() if v is not None}),
     ):
         for k, v in layer.items():
             if k in known:
-                merged[k] = _coerce(k, v)
+                merged[k] = _coerce(k, v, source.format(KEY=k.upper()))
     return Settings(**merged)

@@ -30,15 +30,15 @@ ProblemsDir = Annotated[str, typer.Option("--problems-dir",
 Ids = Annotated[str, typer.Option("--ids", help="Problem numbers, e.g. 1,2,5-9.")]
 ModelName = Annotated[str, typer.Option("--model", help="Any litellm model name (or ASSAY_MODEL).")]
 Backend = Annotated[str, typer.Option("--backend", help="cuda or triton.")]
-Samples = Annotated[int, typer.Option("--samples", "-n", help="Parallel samples in round 0.")]
-Rounds = Annotated[int, typer.Option("--rounds", help="Rounds (feedback refinement after the first).")]
+Samples = Annotated[int, typer.Option("--samples", "-n", min=1, help="Parallel samples in round 0.")]
+Rounds = Annotated[int, typer.Option("--rounds", min=1, help="Rounds (feedback refinement after the first).")]
 Device = Annotated[str, typer.Option("--device", help="cuda:N, or cpu (correctness only, Triton interpreted).")]
 Shrink = Annotated[int, typer.Option(
-    "--shrink", help="Clamp problem shape constants to at most this, keeping their divisors (CPU runs).")]
+    "--shrink", min=1, help="Clamp problem shape constants to at most this, keeping their divisors (CPU runs).")]
 Baseline = Annotated[str, typer.Option("--baseline", help="eager or compile: what speedup compares to.")]
 Timing = Annotated[str, typer.Option("--timing", help="synced (KernelBench per-call) or device (do_bench).")]
 Tolerance = Annotated[float, typer.Option(
-    "--tolerance", help="atol=rtol for every float dtype (default: 1e-4 fp32; KernelBench used 1e-2).")]
+    "--tolerance", min=0, help="atol=rtol for every float dtype (default: 1e-4 fp32; KernelBench used 1e-2).")]
 CacheDir = Annotated[str, typer.Option("--cache-dir",
                                        help="Build cache (default ~/.cache/assay/kernels, or ASSAY_KERNEL_CACHE).")]
 SandboxName = Annotated[str, typer.Option("--sandbox",
@@ -48,7 +48,7 @@ Unsafe = Annotated[bool, typer.Option("--unsafe-no-sandbox",
 RunId = Annotated[str, typer.Option("--run-id",
                                     help="Run id (default: derived from the inputs; same id resumes).")]
 RunsDir = Annotated[str, typer.Option("--runs-dir", help="Run store root (default ./runs).")]
-MaxUsd = Annotated[float, typer.Option("--max-usd", help="Stop generating after spending this much.")]
+MaxUsd = Annotated[float, typer.Option("--max-usd", min=0, help="Stop generating after spending this much.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing; the results are still written.")]
 
 
@@ -158,7 +158,7 @@ def kernel_search(
     ctx: typer.Context,
     problem: Path = typer.Option(None, "--problem", help="One KernelBench problem file."),
     problems_dir: ProblemsDir = None,
-    level: int = typer.Option(None, "--level", help="KernelBench level (1, 2 or 3) under --problems-dir."),
+    level: int = typer.Option(None, "--level", min=1, help="KernelBench level (1, 2 or 3) under --problems-dir."),
     ids: Ids = None,
     model: ModelName = None,
     backend: Backend = "triton",
@@ -168,7 +168,7 @@ def kernel_search(
     baseline: Baseline = "eager",
     timing: Timing = "synced",
     tolerance: Tolerance = None,
-    trials: int = typer.Option(5, "--trials", help="Correctness trials (at least 5)."),
+    trials: int = typer.Option(5, "--trials", min=5, help="Correctness trials (at least 5)."),
     shrink: Shrink = None,
     allow_op: list[str] = typer.Option(None, "--allow-op", help="Also allow this torch op in forward."),
     cache_dir: CacheDir = None,
@@ -236,7 +236,7 @@ def kernel_eval(
     baseline: Baseline = "eager",
     timing: Timing = "synced",
     tolerance: Tolerance = None,
-    trials: int = typer.Option(5, "--trials", help="Correctness trials (at least 5)."),
+    trials: int = typer.Option(5, "--trials", min=5, help="Correctness trials (at least 5)."),
     shrink: Shrink = None,
     time_on_cpu: bool = typer.Option(False, "--time", help="Also time on CPU (host clock; not a GPU result)."),
     allow_op: list[str] = typer.Option(None, "--allow-op", help="Also allow this torch op in forward."),
@@ -276,7 +276,7 @@ def kernel_eval(
 
 def kernelbench(
     problems_dir: ProblemsDir = None,
-    level: int = typer.Option(..., "--level", help="KernelBench level (1, 2 or 3) under --problems-dir."),
+    level: int = typer.Option(..., "--level", min=1, help="KernelBench level (1, 2 or 3) under --problems-dir."),
     ids: Ids = None,
     model: ModelName = None,
     candidates_dir: Path = typer.Option(None, "--candidates", help="Evaluate given <problem-stem>.py files "

@@ -14,6 +14,8 @@ from typing import Any, Callable
 
 import typer
 
+from assay.errors import UserError
+
 DEFAULT_TIMEOUT_S = 1.0  # per generated/public test: HumanEval-sized functions need far less
 HIDDEN_TIMEOUT_S = 3.0  # the hidden check runs several asserts; HumanEval's own harness allows 3 s
 
@@ -120,7 +122,7 @@ def register(app: typer.Typer) -> None:
                                           "(default: the best model-free one measured)."),
         model: str = typer.Option(None, "--model", help="Model for judge-based selectors."),
         json_out: Path = typer.Option(None, "--json", help="Write the result JSON here."),
-        workers: int = typer.Option(None, "--workers", help="Parallel sandbox processes."),
+        workers: int = typer.Option(None, "--workers", min=1, help="Parallel sandbox processes."),
         seed: int = typer.Option(None, "--seed", help="Seed for tie-breaking and sampling."),
         sandbox: str = typer.Option(None, "--sandbox", help="Sandbox backend: local or docker."),
         unsafe_no_sandbox: bool = typer.Option(False, "--unsafe-no-sandbox",
@@ -133,7 +135,7 @@ def register(app: typer.Typer) -> None:
         examples: bool = typer.Option(True, "--prompt-examples/--no-prompt-examples",
                                       help="Use the prompt's worked examples as trusted tests when "
                                            "a task has no public tests."),
-        limit: int = typer.Option(None, "--limit", help="Only the first N tasks."),
+        limit: int = typer.Option(None, "--limit", min=1, help="Only the first N tasks."),
         cache_dir: Path = typer.Option(None, "--cache-dir", help="Execution result cache (default: <runs_dir>/_exec_cache)."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or table."),
     ) -> None:
@@ -145,6 +147,8 @@ def register(app: typer.Typer) -> None:
         from assay.selectors.pipeline import DEFAULT_PIPELINE, parse_pipeline, require_model
         from assay.types import Budget
 
+        if timeout <= 0:
+            raise UserError(f"--timeout must be positive, not {timeout:g}; pass e.g. --timeout 1.")
         settings = load_settings({"workers": workers, "seed": seed, "sandbox": sandbox,
                                   "quiet": quiet or None, "model": model,
                                   "peer_limits": False if fixed_timeout else None})
