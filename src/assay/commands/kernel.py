@@ -212,8 +212,8 @@ def kernel_search(
             out.print(f"{p.id}: best {res.best.cid} ({res.best.verdict.message}); {where}/result.py holds it",
                       highlight=False)
         else:
-            out.print(f"{p.id}: no correct kernel in {counted(len(res.attempts), 'attempt')}; every round is in {where}",
-                      highlight=False)
+            tried = counted(len(res.attempts), "attempt")
+            out.print(f"{p.id}: no correct kernel in {tried}; every round is in {where}", highlight=False)
         if res.stopped:
             out.print(f"[yellow]stopped early: {res.stopped}; re-running the same command goes on from here[/yellow]")
     out.print(f"run directory: {store.dir}", highlight=False)
