@@ -79,10 +79,14 @@ def test_gpu_validate_killed_mid_run_leaves_the_runs_it_finished(tmp_path):
 def _kill_processes_naming(path: Path) -> None:
     """A sandbox whose bwrap was killed while it started waits forever for a word from that bwrap
     (bubblewrap arms --die-with-parent only after it): asleep, it never runs its command, but
-    it would outlive the test. Scanned until none is left: a bwrap killed here may be cloning."""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and (found := procs_naming(str(path))):
-        for pid in found:
+    it would outlive the test. Scanned until none has been seen for a second: an orphaned bwrap
+    goes on starting after its parent is killed, and one scan that came up empty once left a
+    sandbox behind in a CI run."""
+    deadline = time.monotonic() + 15
+    quiet_since = time.monotonic()
+    while time.monotonic() < deadline and time.monotonic() - quiet_since < 1:
+        for pid in procs_naming(str(path)):
+            quiet_since = time.monotonic()
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
