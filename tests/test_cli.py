@@ -81,6 +81,28 @@ def test_numbers_out_of_range_are_refused_before_any_work(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+def test_ctrl_c_says_what_was_kept_and_exits_130(tmp_path):
+    import signal
+    import time
+
+    from procs import procs_naming
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSAY_")}
+    p = subprocess.Popen(ASSAY + ["sandbox", "run", "--timeout", "60", "--", "sleep", "30.25"], cwd=tmp_path,
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    def sleeping():  # the sandboxed command itself, not assay's command line that names it
+        return [pid for pid, line in procs_naming("30.25").items() if line.startswith(b"sleep\x00")]
+
+    deadline = time.monotonic() + 60
+    while not sleeping() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 130, (out, err)
+    assert err.endswith("assay: interrupted; finished stages are kept in the run directory.\n"), err
+    assert sleeping() == []
+
+
 def _recording(path: Path, samples: list[str], tests: str) -> Path:
     rows = [
         {"task_id": "problem", "trajectory": "self_debug", "prompt_contains": "Complete the following",

@@ -5,7 +5,9 @@ that `assay --help` stays fast."""
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 
 import typer
 
@@ -44,11 +46,34 @@ def _usage_errors() -> tuple[type, ...]:
     return tuple(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
 
+def _note_sigint() -> list[int]:
+    """Ctrl-C as it arrives. typer 0.2x turns the KeyboardInterrupt into a plain exit code 130,
+    which a command may also return (`sandbox run` passes on its child's)."""
+    seen: list[int] = []
+
+    def on_sigint(signum, frame):
+        seen.append(signum)
+        signal.default_int_handler(signum, frame)  # raises KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread() and \
+            signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, on_sigint)
+    return seen
+
+
+def _interrupted() -> None:
+    print("assay: interrupted; finished stages are kept in the run directory.", file=sys.stderr)
+    sys.exit(130)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: user errors become one sentence on stderr and exit code 2."""
+    sigint = _note_sigint()
     try:
         rc = app(args=argv, standalone_mode=False)
         # click returns (not raises) typer.Exit's code when standalone_mode is False
+        if rc == 130 and sigint:
+            _interrupted()
         if isinstance(rc, int) and rc != 0:
             sys.exit(rc)
     except UserError as e:
@@ -59,8 +84,7 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Exit as e:
         sys.exit(e.exit_code)
     except (KeyboardInterrupt, typer.Abort):  # click before typer 0.2x turns Ctrl-C into Abort
-        print("assay: interrupted; finished stages are kept in the run directory.", file=sys.stderr)
-        sys.exit(130)
+        _interrupted()
     except Exception as e:  # click usage errors come through here too
         if isinstance(e, _usage_errors()):
             e.show()
