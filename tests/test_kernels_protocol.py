@@ -68,10 +68,19 @@ def test_chained_shape_constants_are_known_by_every_name(tmp_path):
 def test_bad_problem_files_are_user_errors(tmp_path):
     with pytest.raises(UserError, match="does not exist"):
         load_problem(tmp_path / "nope.py")
+    with pytest.raises(UserError, match=f"problem file {tmp_path} is not a file"):
+        load_problem(tmp_path)
     f = tmp_path / "x.py"
     f.write_text("class Model: pass\n")
     with pytest.raises(UserError, match="get_inputs"):
         load_problem(f)
+
+
+def test_a_build_cache_that_cannot_be_made_is_a_user_error(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(UserError, match=r"cannot make the kernel build cache .*/file/cache \(Not a directory\); "
+                                        r"pass --cache-dir or set ASSAY_KERNEL_CACHE"):
+        KernelEvaluator(EvalConfig(cache_dir=str(tmp_path / "file" / "cache")))
 
 
 def test_parse_ids_and_level_selection():

@@ -18,6 +18,13 @@ def test_atomic_write_leaves_no_temp_files(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["b.json"]
 
 
+def test_results_get_the_mode_any_new_file_gets(tmp_path):
+    # not mkstemp's 0600: a result.py or a results JSON is meant to be read like any other file
+    write_json(tmp_path / "r.json", {"x": 1})
+    open(tmp_path / "plain", "w").close()
+    assert (tmp_path / "r.json").stat().st_mode & 0o777 == (tmp_path / "plain").stat().st_mode & 0o777
+
+
 def test_store_roundtrip_and_resume_markers(tmp_path):
     store = RunStore(tmp_path, "run/1")
     assert store.dir.name == safe_name("run/1")

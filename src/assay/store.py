@@ -16,6 +16,10 @@ from pathlib import Path
 from typing import Any, Iterable
 
 _append_lock = threading.Lock()
+# mkstemp makes its file 0600; a result is written with the mode any new file gets (0644 under
+# the usual umask). Read once, at import: os.umask can only be read by setting it.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 def safe_name(name: str) -> str:
@@ -27,6 +31,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         os.replace(tmp, path)

@@ -254,7 +254,8 @@ def kernel_eval(
 
     out = console(quiet)
     if not candidate.is_file():
-        raise UserError(f"candidate file {candidate} does not exist; pass a .py file defining ModelNew.")
+        what = "is not a file" if candidate.exists() else "does not exist"
+        raise UserError(f"candidate file {candidate} {what}; pass a .py file defining ModelNew.")
     source = candidate.read_text(encoding="utf-8")
     prob = load_problem(problem, shrink=shrink)
     cfg = _config(device=device, backend=backend, tolerance=tolerance, trials=trials, baseline=baseline,

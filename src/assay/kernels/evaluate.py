@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from assay.errors import UserError
 from assay.kernels import gate as G
 from assay.kernels.problem import Problem
 from assay.kernels.timing import REVIEW_SPEEDUP, escaped_stream, speedup
@@ -139,8 +140,6 @@ def default_cache_dir() -> Path:
 def require_torch() -> None:
     import importlib.util
 
-    from assay.errors import UserError
-
     if importlib.util.find_spec("torch") is None:
         raise UserError("kernel mode needs PyTorch, which is not installed; run "
                         "`pip install 'assay[kernels]'`.")
@@ -150,8 +149,6 @@ def require_cuda(device: str) -> None:
     """A CUDA `--device` must name a GPU that this Python's torch can use; say so before any
     model call or build instead of blaming every candidate for the machine."""
     import subprocess
-
-    from assay.errors import UserError
 
     try:
         index = int(device.split(":", 1)[1]) if ":" in device else 0
@@ -170,8 +167,6 @@ def require_triton_interpreter() -> None:
     bound into an int in a way numpy 2.4 refuses (a TypeError from every `range(0, n, BLOCK)`;
     Triton 3.7 fixed it): say so once instead of blaming every candidate that loops."""
     from importlib.metadata import PackageNotFoundError, version
-
-    from assay.errors import UserError
 
     def release(v: str) -> tuple[int, int]:
         m = re.match(r"(\d+)\.(\d+)", v)
@@ -194,7 +189,11 @@ class KernelEvaluator:
         self.config = config
         self._sandbox = sandbox
         self.cache = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
-        self.cache.mkdir(parents=True, exist_ok=True)
+        try:
+            self.cache.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UserError(f"cannot make the kernel build cache {self.cache} ({e.strerror}); pass --cache-dir "
+                            "or set ASSAY_KERNEL_CACHE to a writable directory.") from None
         self._locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
 

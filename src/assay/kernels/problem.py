@@ -119,7 +119,8 @@ def shrink_source(source: str, cap: int) -> str:
 def load_problem(path: str | Path, *, shrink: int | None = None, problem_id: str | None = None) -> Problem:
     p = Path(path)
     if not p.is_file():
-        raise UserError(f"problem file {p} does not exist; pass a KernelBench problem .py file.")
+        what = "is not a file" if p.exists() else "does not exist"
+        raise UserError(f"problem file {p} {what}; pass a KernelBench problem .py file.")
     source = p.read_text(encoding="utf-8")
     constants = _check_format(source, str(p))
     if shrink:
