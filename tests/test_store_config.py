@@ -25,6 +25,21 @@ def test_results_get_the_mode_any_new_file_gets(tmp_path):
     assert (tmp_path / "r.json").stat().st_mode & 0o777 == (tmp_path / "plain").stat().st_mode & 0o777
 
 
+def test_a_place_that_cannot_be_written_is_one_sentence_naming_it(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")  # a file where a directory should be: ENOTDIR for everything below it
+    with pytest.raises(UserError, match=r"^cannot write .*/file/runs/r1 \(Not a directory\); choose a place"):
+        RunStore(blocker / "runs", "r1")
+    with pytest.raises(UserError, match=r"^cannot write .*/file/sub/out.json \(Not a directory\)"):
+        write_json(blocker / "sub" / "out.json", {"x": 1})
+    with pytest.raises(UserError, match=r"^cannot write .*/file/sub/t.jsonl \(Not a directory\)"):
+        append_jsonl(blocker / "sub" / "t.jsonl", {"x": 1})
+    store = RunStore(tmp_path / "runs", "r2")
+    (store.dir / "task").write_text("")  # where the task's directory would go
+    with pytest.raises(UserError, match=r"^cannot write .*/runs/r2/task \(File exists\)"):
+        store.task_dir("task")
+
+
 def test_store_roundtrip_and_resume_markers(tmp_path):
     store = RunStore(tmp_path, "run/1")
     assert store.dir.name == safe_name("run/1")

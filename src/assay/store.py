@@ -12,8 +12,11 @@ import os
 import re
 import tempfile
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable
+
+from assay.errors import UserError
 
 _append_lock = threading.Lock()
 # mkstemp makes its file 0600; a result is written with the mode any new file gets (0644 under
@@ -27,18 +30,29 @@ def safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name.replace("/", "__"))
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+@contextmanager
+def _writing(path: Path):
+    """A place that cannot be written (no such directory, read-only, disk full) is the user's to
+    fix: one sentence naming it, not a traceback."""
     try:
-        os.fchmod(fd, 0o666 & ~_UMASK)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        yield
+    except OSError as e:
+        raise UserError(f"cannot write {path} ({e.strerror or e}); choose a place assay can write to.") from None
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    with _writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            os.fchmod(fd, 0o666 & ~_UMASK)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -53,10 +67,11 @@ def read_json(path: Path) -> Any:
 
 def append_jsonl(path: Path, record: dict[str, Any]) -> None:
     """Append one JSON line; a single write() of one line, under a process-wide lock."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     line = json.dumps(record, default=str) + "\n"
-    with _append_lock, open(path, "a", encoding="utf-8") as f:
-        f.write(line)
+    with _writing(path), _append_lock:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(line)
 
 
 def read_jsonl(path: Path) -> Iterable[dict[str, Any]]:
@@ -72,7 +87,8 @@ class RunStore:
         self.root = Path(root)
         self.run_id = run_id
         self.dir = self.root / safe_name(run_id)
-        self.dir.mkdir(parents=True, exist_ok=True)
+        with _writing(self.dir):
+            self.dir.mkdir(parents=True, exist_ok=True)
 
     def write_run_info(self, info: dict[str, Any]) -> None:
         path = self.dir / "run.json"
@@ -81,7 +97,8 @@ class RunStore:
 
     def task_dir(self, task_id: str) -> Path:
         d = self.dir / safe_name(task_id)
-        d.mkdir(parents=True, exist_ok=True)
+        with _writing(d):
+            d.mkdir(parents=True, exist_ok=True)
         return d
 
     def stage_path(self, task_id: str, name: str) -> Path:
