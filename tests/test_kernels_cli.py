@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -80,9 +81,14 @@ def test_bench_kernelbench_with_given_candidates_writes_fast_p(tmp_path):
     assert data["summary"]["n"] == 2 and data["summary"]["correct"] == 1
     assert data["summary"]["fast_p"]["0"] == 0.5
     assert [p["status"] for p in data["problems"]] == ["correct", "missing"]
+    assert data["problems"][1]["message"] == f"no 2_Scale_Add.py in {cands}"
     assert data["complete"] and data["problems_done"] == data["problems_total"] == 2
+    assert "level1/1_ReLU: correct\n" in r.stdout and "level1/2_Scale_Add: missing (no 2_Scale_Add.py in" in r.stdout
+    assert "fast_0 0.50, fast_1 0.00, fast_1.5 0.00" in r.stdout
     md = (res / "kernelbench_level1_candidates.md").read_text()
-    assert "fast_0" in md and "Command:" in md and "Machine:" in md and "Under way" not in md
+    assert "fast_0" in md and "Command:" in md and "Under way" not in md
+    assert re.search(r"\nMachine: \d+ CPUs \(.+\), .+; \d{4}-\d\d-\d\dT", md), md
+    assert "\n| 2 | 1 | 0.50 | 0.00 | 0.00 | 0.00 | - |\n" in md  # no geomean without a timed kernel
     # the same command again reads the verdict back from the run store instead of re-evaluating
     [saved] = (tmp_path / "runs").glob("kernelbench-level1-*/level1__1_ReLU/40_verdict.json")
     before = saved.stat().st_mtime_ns

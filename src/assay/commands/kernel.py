@@ -153,6 +153,10 @@ def _machine() -> dict[str, Any]:
     return {"nproc": nproc, "cpu": cpu, "gpu": gpu, "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
+def _machine_line(m: dict[str, Any]) -> str:
+    return f"{m['nproc']} CPUs ({m['cpu']}), {m['gpu'] or 'no GPU'}; {m['date']}"
+
+
 @kernel_app.callback()
 def kernel_search(
     ctx: typer.Context,
@@ -336,27 +340,33 @@ def kernelbench(
     rows = []
     for p in probs:
         if candidates_dir is not None:
-            row = _given_candidate_row(p, given.get(p.id), ev, store)
+            row = _given_candidate_row(p, given.get(p.id), ev, store, candidates_dir)
         else:
             res = search(p, llm, ev, search_cfg, budget, store=store)
             d = res.to_dict()
             row = {"problem_id": p.id, "correct": d["correct"], "speedup": d["speedup"],
                    "status": d["best_verdict"]["status"] if d["best_verdict"] else "none", "search": d}
         rows.append(row)
-        con.print(f"{p.id}: {row['status']} speedup={row['speedup']}", highlight=False)
+        sp = f", {row['speedup']:.2f}x" if row.get("speedup") else ""
+        why = f" ({row['message']})" if row.get("message") else ""
+        con.print(f"{p.id}: {row['status']}{sp}{why}", highlight=False)
         written = write_kernelbench_results(rows, out, level=level, model=settings.model if llm else None,
                                             cfg=cfg, of=len(probs), run_dir=store.dir)
     from assay.kernels.metrics import fast_p_table
 
     table = fast_p_table(rows)
-    con.print(f"fast_p: {table['fast_p']}  geomean: {table['geomean_speedup_correct']}; written to "
-              f"{written.with_suffix('')}.json/.md; run directory {store.dir}", highlight=False)
+    fast = ", ".join(f"fast_{p} {v:.2f}" for p, v in table["fast_p"].items())
+    gm = table["geomean_speedup_correct"]
+    con.print(f"{fast} over {counted(table['n'], 'problem')} ({table['correct']} correct); geomean speedup of "
+              f"the correct ones: {f'{gm:.2f}x' if gm else '-'}", highlight=False)
+    con.print(f"written to {written.with_suffix('')}.json/.md; run directory {store.dir}", highlight=False)
 
 
-def _given_candidate_row(p, source: str | None, ev, store) -> dict[str, Any]:
+def _given_candidate_row(p, source: str | None, ev, store, candidates_dir: Path) -> dict[str, Any]:
     """One problem's row from a given candidate file, evaluated once per run (kept in the store)."""
     if source is None:
-        return {"problem_id": p.id, "correct": False, "speedup": None, "status": "missing"}
+        return {"problem_id": p.id, "correct": False, "speedup": None, "status": "missing",
+                "message": f"no {Path(p.path).stem}.py in {candidates_dir}"}
     if store.has(p.id, "40_verdict.json"):
         return store.load(p.id, "40_verdict.json")
     v = ev.evaluate(p, source, Path(p.path).stem)
@@ -387,16 +397,17 @@ def write_kernelbench_results(rows: list[dict], out: Path, *, level: int, model:
     write_json(out / f"{name}.json", info)
     progress = "" if len(rows) >= of else f"**Under way: {len(rows)} of {of} problems done.**  "
     lines = [f"# KernelBench level {level} ({model or 'given candidates'})", "",
-             f"Command: `{info['command']}`  ", f"Machine: {info['machine']}  ", f"Seed: {cfg.seed}  ",
+             f"Command: `{info['command']}`  ", f"Machine: {_machine_line(info['machine'])}  ", f"Seed: {cfg.seed}  ",
              f"fast_p uses {info['fast_p_uses']}.  "] + ([progress] if progress else []) + ["",
              "| problem | status | speedup |", "|---|---|---|"]
     for r in rows:
         sp = f"{r['speedup']:.2f}x" if r.get("speedup") else "-"
         lines.append(f"| {r['problem_id']} | {r['status']} | {sp} |")
+    gm = table["geomean_speedup_correct"]
     lines += ["", "| n | correct | " + " | ".join(f"fast_{p}" for p in table["fast_p"]) + " | geomean speedup (correct) |",
               "|---" * (3 + len(table["fast_p"])) + "|",
               f"| {table['n']} | {table['correct']} | " + " | ".join(f"{v:.2f}" for v in table["fast_p"].values())
-              + f" | {table['geomean_speedup_correct'] or 0:.2f} |", ""]
+              + (f" | {gm:.2f}x |" if gm else " | - |"), ""]
     atomic_write_text(out / f"{name}.md", "\n".join(lines))
     return out / f"{name}.json"
 
