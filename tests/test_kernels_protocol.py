@@ -402,6 +402,38 @@ def test_a_search_with_no_correct_kernel_says_how_many_it_tried(tmp_path):
                                                              "speedup": None, "stopped": None}
 
 
+def test_the_kernel_command_shows_which_round_is_under_way(tmp_path):
+    from contextlib import contextmanager
+
+    from assay.agent.models import ScriptedModel
+    from assay.commands.kernel import _search_showing_rounds
+
+    shown: list[str] = []
+
+    class Screen:  # what the command does with its rich console: a spinner and printed lines
+        @contextmanager
+        def status(self, text):
+            shown.append(f"spinner: {text}")
+            yield self
+
+        def update(self, text):
+            shown.append(f"spinner: {text}")
+
+        def print(self, text, **kw):
+            shown.append(text)
+
+    prob = load_problem(PROBS / "level1" / "1_ReLU.py")
+    model = ScriptedModel(lambda m: block("# GOOD ms=0.5") if "not correct" in m[-1]["content"] else block("# bad"))
+    res = _search_showing_rounds(Screen(), prob, model, FakeEvaluator(), SearchConfig(samples=1, rounds=2), None, None)
+    assert res.best.cid == "r1-t0"
+    assert [line.split(":")[0] if line.startswith("[") else line for line in shown] == [
+        "spinner: level1/1_ReLU: round 1 of 2: asking the model, then building and checking",
+        "[red]MISMATCH[/red] r0-t0",
+        "spinner: level1/1_ReLU: round 2 of 2: asking the model, then building and checking",
+        "[green]CORRECT[/green] r1-t0",
+    ]
+
+
 def test_search_keeps_the_replies_it_paid_for_when_the_budget_stops_a_round(tmp_path):
     from assay.agent.models import ScriptedModel
     from assay.store import RunStore

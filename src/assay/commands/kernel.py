@@ -190,7 +190,7 @@ def kernel_search(
         return
     from assay.commands.common import console, make_budget, make_model, open_store, run_id_for, settings_from
     from assay.kernels.evaluate import require_torch
-    from assay.kernels.search import SearchConfig, search
+    from assay.kernels.search import SearchConfig
 
     require_torch()
     settings = settings_from(model=model, api_base=api_base, max_usd=max_usd, runs_dir=runs_dir,
@@ -209,8 +209,7 @@ def kernel_search(
     llm = make_model(settings, store, budget, required=True, what="assay kernel")
     ev = _evaluator(cfg, sandbox, unsafe_no_sandbox)
     for p in probs:
-        res = search(p, llm, ev, search_cfg, budget, store=store,
-                     on_round=lambda r, atts: [_print_verdict(out, a.verdict) for a in atts])
+        res = _search_showing_rounds(out, p, llm, ev, search_cfg, budget, store)
         where = store.task_dir(p.id)
         if res.best is not None:
             out.print(f"{p.id}: best {res.best.cid} ({res.best.verdict.message}); {where}/result.py holds it",
@@ -221,6 +220,24 @@ def kernel_search(
         if res.stopped:
             out.print(f"[yellow]stopped early: {res.stopped}; re-running the same command goes on from here[/yellow]")
     out.print(f"run directory: {store.dir}", highlight=False)
+
+
+def _search_showing_rounds(out, p, llm, ev, search_cfg, budget, store):
+    """One problem's search, with a spinner naming the round under way (a round on a GPU is minutes
+    of model calls, builds and timing) and each kernel's verdict as its round ends."""
+    from assay.kernels.search import search
+
+    def doing(r: int) -> str:
+        return f"{p.id}: round {r + 1} of {search_cfg.rounds}: asking the model, then building and checking"
+
+    with out.status(doing(0)) as status:
+        def shown(r, attempts) -> None:
+            for a in attempts:
+                _print_verdict(out, a.verdict)
+            if r + 1 < search_cfg.rounds:
+                status.update(doing(r + 1))
+
+        return search(p, llm, ev, search_cfg, budget, store=store, on_round=shown)
 
 
 def _run_settings(cfg, search_cfg, model: str | None) -> dict[str, Any]:
@@ -310,7 +327,7 @@ def kernelbench(
 
     from assay.commands.common import console, make_budget, make_model, open_store, run_id_for, settings_from
     from assay.kernels.evaluate import require_torch
-    from assay.kernels.search import SearchConfig, search
+    from assay.kernels.search import SearchConfig
 
     require_torch()
     settings = settings_from(model=model, max_usd=max_usd, runs_dir=runs_dir, quiet=quiet or None)
@@ -340,9 +357,10 @@ def kernelbench(
     rows = []
     for p in probs:
         if candidates_dir is not None:
-            row = _given_candidate_row(p, given.get(p.id), ev, store, candidates_dir)
+            with con.status(f"{p.id}: building and checking the given kernel"):
+                row = _given_candidate_row(p, given.get(p.id), ev, store, candidates_dir)
         else:
-            res = search(p, llm, ev, search_cfg, budget, store=store)
+            res = _search_showing_rounds(con, p, llm, ev, search_cfg, budget, store)
             d = res.to_dict()
             row = {"problem_id": p.id, "correct": d["correct"], "speedup": d["speedup"],
                    "status": d["best_verdict"]["status"] if d["best_verdict"] else "none", "search": d}
