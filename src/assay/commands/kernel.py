@@ -33,6 +33,7 @@ Backend = Annotated[str, typer.Option("--backend", help="cuda or triton.")]
 Samples = Annotated[int, typer.Option("--samples", "-n", min=1, help="Parallel samples in round 0.")]
 Rounds = Annotated[int, typer.Option("--rounds", min=1, help="Rounds (feedback refinement after the first).")]
 Device = Annotated[str, typer.Option("--device", help="cuda:N, or cpu (correctness only, Triton interpreted).")]
+Trials = Annotated[int, typer.Option("--trials", min=5, help="Correctness trials (at least 5).")]
 Shrink = Annotated[int, typer.Option(
     "--shrink", min=1, help="Clamp problem shape constants to at most this, keeping their divisors (CPU runs).")]
 Baseline = Annotated[str, typer.Option("--baseline", help="eager or compile: what speedup compares to.")]
@@ -172,7 +173,7 @@ def kernel_search(
     baseline: Baseline = "eager",
     timing: Timing = "synced",
     tolerance: Tolerance = None,
-    trials: int = typer.Option(5, "--trials", min=5, help="Correctness trials (at least 5)."),
+    trials: Trials = 5,
     shrink: Shrink = None,
     allow_op: list[str] = typer.Option(None, "--allow-op", help="Also allow this torch op in forward."),
     cache_dir: CacheDir = None,
@@ -257,7 +258,7 @@ def kernel_eval(
     baseline: Baseline = "eager",
     timing: Timing = "synced",
     tolerance: Tolerance = None,
-    trials: int = typer.Option(5, "--trials", min=5, help="Correctness trials (at least 5)."),
+    trials: Trials = 5,
     shrink: Shrink = None,
     time_on_cpu: bool = typer.Option(False, "--time", help="Also time on CPU (host clock; not a GPU result)."),
     allow_op: list[str] = typer.Option(None, "--allow-op", help="Also allow this torch op in forward."),
