@@ -65,6 +65,9 @@ def test_nn_module_call_in_forward_is_compute_but_weights_are_fine():
                           "        out = self.linear(x)\n        linear_relu_kernel[grid](")
     res = check(cheat)
     assert res.rules == ["torch-compute"] and "self.linear" in res.summary()
+    # --allow-op names the op; its nn module (nn.Linear here, nn.ConvTranspose3d as conv_transpose3d) follows
+    assert check(cheat, GatePolicy().allowing("linear")).ok
+    assert not check(cheat, GatePolicy().allowing("conv2d")).ok
 
 
 def test_jit_kernel_must_be_launched_from_forward():
@@ -91,10 +94,155 @@ def test_cuda_source_strings_are_checked():
     ("torch.backends.cudnn.allow_tf32 = True", "monkeypatch"),
     ("x = eval('1')", "dynamic-code"),
     ("import triton.testing", "timer"),
+    # standard-library modules re-exported by allowed ones, private internals, os beyond environ/path
+    ("m = torch.sys.modules", "dynamic-code"),
+    ("import collections\nm = collections._sys", "dynamic-code"),
+    ("import os\nos._exit(0)", "dynamic-code"),
+    ("from torch.utils.cpp_extension import subprocess", "dynamic-code"),
+    # frames, closures and the object model
+    ("b = print.__self__", "dynamic-code"),
+    ("def g():\n    yield 1\nf = g().gi_frame", "dynamic-code"),
+    ("import operator\nc = operator.attrgetter('_C')(torch)", "dynamic-code"),
+    ("T = type('T', (torch.Tensor,), {})", "tensor-subclass"),
+    ("p = '/proc/self/mem'", "dynamic-code"),
+    ("w = torch.load('w.pt')", "dynamic-code"),
+    # a second name for a module is still the module
+    ("_F = torch.nn.functional\n_F.relu = print", "monkeypatch"),
 ])
 def test_module_level_rules(snippet, rule):
     src = (CAND / "legit_triton_relu.py").read_text() + "\n" + snippet + "\n"
-    assert rule in check(src).rules
+    assert rule in check(src).rules, check(src).summary()
+
+
+def test_os_environ_and_path_stay_allowed():
+    src = (CAND / "legit_triton_relu.py").read_text()
+    ok = "import os\nos.environ['TORCH_CUDA_ARCH_LIST'] = '9.0'\nHERE = os.path.dirname(os.getenv('HOME', '.'))\n"
+    assert check(ok + src).ok, check(ok + src).summary()
+
+
+@pytest.mark.parametrize("before, forward, rule", [
+    ("", "        f = torch.relu\n        x = f(x)\n", "torch-compute"),
+    ("import functools\n_act = functools.partial(torch.relu)\n", "        x = _act(x)\n", "torch-compute"),
+    ("class _Memo:\n    last = None\n", "        _Memo.last = x\n", "output-cache"),
+    ("_seen = []\n", "        _seen.append(x)\n", "output-cache"),
+    ("class _Act(nn.Module):\n    def forward(self, x):\n        return torch.sigmoid(x)\n",
+     "        x = _Act()(x)\n", "torch-compute"),
+])
+def test_the_forward_path_includes_what_forward_reaches(before, forward, rule):
+    legit = (CAND / "legit_triton_relu.py").read_text()
+    src = legit.replace("class ModelNew", before + "\n\nclass ModelNew").replace(
+        "        x = x.contiguous()\n", forward + "        x = x.contiguous()\n")
+    assert src != legit
+    assert rule in check(src).rules, check(src).summary()
+
+
+HONEST = {
+    "extension function held by self": ("cuda", """
+import torch
+import torch.nn as nn
+from torch.utils.cpp_extension import load_inline
+
+src = "__global__ void k(float* y) {} torch::Tensor f(torch::Tensor x) { return x; }"
+ext = load_inline(name="e", cpp_sources="torch::Tensor f(torch::Tensor x);", cuda_sources=src, functions=["f"])
+
+
+class ModelNew(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.f = ext.f
+
+    def forward(self, x):
+        return self.f(x.contiguous())
+"""),
+    "extension built in __init__ from a local source": ("cuda", """
+import torch
+import torch.nn as nn
+from torch.utils.cpp_extension import load_inline
+
+
+class ModelNew(nn.Module):
+    def __init__(self):
+        super().__init__()
+        cuda_src = "__global__ void k(float* y) {} torch::Tensor f(torch::Tensor x) { return x; }"
+        self.ext = load_inline(name="e", cpp_sources="torch::Tensor f(torch::Tensor x);", cuda_sources=cuda_src,
+                               functions=["f"])
+
+    def forward(self, x):
+        return self.ext.f(x)
+"""),
+    "kernel nested in its launcher": ("triton", """
+import torch
+import torch.nn as nn
+import triton
+import triton.language as tl
+
+
+def launch(x):
+    @triton.jit
+    def k(x_ptr, n, B: tl.constexpr):
+        offs = tl.program_id(0) * B + tl.arange(0, B)
+        v = tl.load(x_ptr + offs, mask=offs < n)
+        tl.store(x_ptr + offs, v.sum(axis=0), mask=offs < n)
+    out = x.clone()
+    k[(triton.cdiv(x.numel(), 128),)](out, x.numel(), B=128)
+    return out
+
+
+class ModelNew(nn.Module):
+    def forward(self, x):
+        return launch(x)
+"""),
+    "kernel as a static method": ("triton", """
+import torch
+import torch.nn as nn
+import triton
+import triton.language as tl
+
+
+class ModelNew(nn.Module):
+    def forward(self, x):
+        out = torch.empty_like(x)
+        self._k[(triton.cdiv(x.numel(), 128),)](x, out, x.numel(), B=128)
+        return out
+
+    @staticmethod
+    @triton.jit
+    def _k(x_ptr, o_ptr, n, B: tl.constexpr):
+        offs = tl.program_id(0) * B + tl.arange(0, B)
+        tl.store(o_ptr + offs, tl.load(x_ptr + offs, mask=offs < n).exp(), mask=offs < n)
+"""),
+    "kernel launched by the base class's forward": ("triton", """
+import torch
+import torch.nn as nn
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def k(x_ptr, o_ptr, n, B: tl.constexpr):
+    offs = tl.program_id(0) * B + tl.arange(0, B)
+    tl.store(o_ptr + offs, tl.load(x_ptr + offs, mask=offs < n), mask=offs < n)
+
+
+class Base(nn.Module):
+    def forward(self, x):
+        out = torch.empty_like(x)
+        k[(triton.cdiv(x.numel(), 128),)](x, out, x.numel(), B=128)
+        return out
+
+
+class ModelNew(Base):
+    def forward(self, x):
+        return super().forward(x.contiguous())
+"""),
+}
+
+
+@pytest.mark.parametrize("name", HONEST)
+def test_honest_kernels_in_the_forms_models_write_them_pass(name):
+    kind, src = HONEST[name]
+    res = check(src)
+    assert res.ok and res.kernel == kind, res.summary()
 
 
 def test_syntax_error_and_missing_modelnew():

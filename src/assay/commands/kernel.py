@@ -34,6 +34,8 @@ Samples = Annotated[int, typer.Option("--samples", "-n", min=1, help="Parallel s
 Rounds = Annotated[int, typer.Option("--rounds", min=1, help="Rounds (feedback refinement after the first).")]
 Device = Annotated[str, typer.Option("--device", help="cuda:N, or cpu (correctness only, Triton interpreted).")]
 Trials = Annotated[int, typer.Option("--trials", min=5, help="Correctness trials (at least 5).")]
+AllowOps = Annotated[list[str], typer.Option(
+    "--allow-op", help="Also allow this torch op in forward, and its nn module (conv2d: nn.Conv2d too).")]
 Shrink = Annotated[int, typer.Option(
     "--shrink", min=1, help="Clamp problem shape constants to at most this, keeping their divisors (CPU runs).")]
 Baseline = Annotated[str, typer.Option("--baseline", help="eager or compile: what speedup compares to.")]
@@ -175,7 +177,7 @@ def kernel_search(
     tolerance: Tolerance = None,
     trials: Trials = 5,
     shrink: Shrink = None,
-    allow_op: list[str] = typer.Option(None, "--allow-op", help="Also allow this torch op in forward."),
+    allow_op: AllowOps = None,
     cache_dir: CacheDir = None,
     sandbox: SandboxName = None,
     unsafe_no_sandbox: Unsafe = False,
@@ -261,7 +263,7 @@ def kernel_eval(
     trials: Trials = 5,
     shrink: Shrink = None,
     time_on_cpu: bool = typer.Option(False, "--time", help="Also time on CPU (host clock; not a GPU result)."),
-    allow_op: list[str] = typer.Option(None, "--allow-op", help="Also allow this torch op in forward."),
+    allow_op: AllowOps = None,
     cache_dir: CacheDir = None,
     sandbox: SandboxName = None,
     unsafe_no_sandbox: Unsafe = False,

@@ -78,12 +78,32 @@ FORBIDDEN_DOTTED = {
     "functools.lru_cache": "output-cache", "functools.cache": "output-cache",
     "os.system": "stream-thread", "os.fork": "stream-thread", "os.popen": "stream-thread",
     "os.spawnv": "stream-thread", "os.execv": "stream-thread", "os.kill": "stream-thread",
+    "operator.attrgetter": "dynamic-code", "operator.methodcaller": "dynamic-code",
+    "typing.get_type_hints": "dynamic-code", "typing.ForwardRef": "dynamic-code",
+    "torch.load": "dynamic-code", "torch.save": "dynamic-code", "torch.hub": "dynamic-code",
+    "torch.package": "dynamic-code", "torch.serialization": "dynamic-code", "torch.classes": "dynamic-code",
 }
+# What a kernel needs of `os`: the environment (TORCH_CUDA_ARCH_LIST, say) and path strings.
+OS_ALLOWED = frozenset("environ path getenv cpu_count sep pathsep linesep name fspath devnull".split())
+# Standard-library modules that torch, triton and the rest re-export as attributes (torch.sys,
+# collections._sys, os.path.os): through them a candidate reaches frames, the module table or
+# the process without importing anything.
+REEXPORTED_MODULES = frozenset("""
+sys os builtins inspect gc ctypes importlib subprocess threading multiprocessing signal traceback
+pickle marshal io shutil socket weakref code codeop runpy pdb faulthandler atexit tracemalloc
+""".split())
+# Private names a kernel module may use: argument normalisers for conv-like ops, and the fan
+# arithmetic nn.Linear and nn.Conv use to initialise weights.
+PRIVATE_ALLOWED = frozenset({"_pair", "_single", "_triple", "_quadruple", "_ntuple", "_calculate_fan_in_and_fan_out",
+                             "_calculate_correct_fan"})
 FORBIDDEN_BUILTINS = {
     "exec": "dynamic-code", "eval": "dynamic-code", "compile": "dynamic-code",
     "__import__": "dynamic-code", "getattr": "dynamic-code", "setattr": "monkeypatch",
     "delattr": "monkeypatch", "globals": "dynamic-code", "locals": "dynamic-code",
     "vars": "dynamic-code", "open": "dynamic-code", "id": "output-cache", "hash": "output-cache", "breakpoint": "dynamic-code",
+    "exit": "dynamic-code", "quit": "dynamic-code", "help": "dynamic-code", "input": "dynamic-code",
+    "__build_class__": "dynamic-code", "__builtins__": "dynamic-code", "__loader__": "dynamic-code",
+    "__spec__": "dynamic-code",
 }
 FORBIDDEN_ATTRS = {
     "data_ptr": "output-cache", "_version": "output-cache", "untyped_storage": "output-cache",
@@ -91,6 +111,13 @@ FORBIDDEN_ATTRS = {
     "__subclasses__": "dynamic-code", "__globals__": "dynamic-code", "__code__": "dynamic-code",
     "__torch_function__": "tensor-subclass", "__torch_dispatch__": "tensor-subclass",
     "f_back": "dynamic-code", "f_globals": "dynamic-code",
+    # frames, closures and the object model: routes to the harness's locals and to any module
+    **{a: "dynamic-code" for a in """
+    f_locals f_code f_builtins f_trace gi_frame gi_code cr_frame ag_frame tb_frame tb_next __traceback__
+    cell_contents __closure__ __self__ __func__ __builtins__ __getattribute__ __getattr__ __setattr__
+    __delattr__ __mro__ __bases__ __base__ __loader__ __spec__ __reduce__ __reduce_ex__ __wrapped__
+    __defaults__ __kwdefaults__ __init_subclass__ __objclass__ __import__
+    """.split()},
 }
 MUTATING_METHODS = frozenset("append extend insert update setdefault add pop popitem clear __setitem__".split())
 
@@ -101,9 +128,20 @@ _SRC_RULES = [
     (re.compile(r"\b(std::thread|std::async|pthread_create|#\s*include\s*<thread>|fork\s*\()"),
      "stream-thread"),
     (re.compile(r"\b(cudaEvent\w*|clock_gettime|std::chrono|gettimeofday)\b"), "timer"),
-    (re.compile(r"\bPy(Run|Import|Object_Call|Eval)\w*"), "dynamic-code"),
+    (re.compile(r"\b_?Py[A-Z][A-Za-z]*_[A-Za-z]\w*"), "dynamic-code"),  # the Python C API
+    (re.compile(r"\b(?:py|pybind11)::(?:module_?::import|exec|eval|eval_file|globals|builtins)\b"), "dynamic-code"),
+    # files, processes and raw memory: nothing a kernel needs, everything a forger does
+    (re.compile(r"\b(?:dlopen|dlsym|popen|system|execv\w*|execl\w*|fopen|freopen|mmap|mprotect|ptrace|syscall)"
+                r"\(|\b(?:std::)?[io]?fstream\b"), "dynamic-code"),
 ]
 _ATEN_CALL = re.compile(r"\b(?:torch|at)::(?:native::)?([a-z_][a-z0-9_]*)\s*\(")
+
+
+def module_ops(cls_name: str) -> set[str]:
+    """The op names an nn module class answers to in --allow-op: ConvTranspose3d is
+    conv_transpose3d, BatchNorm2d is batch_norm (as in torch.nn.functional), ReLU is relu."""
+    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", cls_name).lower()
+    return {cls_name, cls_name.lower(), snake, re.sub(r"\d+d$", "", snake)}
 
 
 @dataclass(frozen=True)
@@ -165,7 +203,7 @@ class _Gate:
         self.funcs: dict[str, ast.FunctionDef] = {}  # module-level functions
         self.jit: set[str] = set()  # names of @triton.jit functions
         self.ext_names: set[str] = set()  # module names / self attrs bound to load_inline(...)
-        self.module_names: set[str] = set()  # module-level assigned names (possible caches)
+        self.ext_fns: set[str] = set()  # names / self attrs bound to one of its functions
         self.kernels: set[str] = set()
 
     def add(self, rule: str, node: ast.AST | int, detail: str) -> None:
@@ -216,6 +254,8 @@ class _Gate:
             self.check_node(node)
         for s in (n for n in ast.walk(self.tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)):
             self.check_source_string(s)
+            if "/proc/" in s.value or "/dev/mem" in s.value:
+                self.add("dynamic-code", s, f"{s.value[:40]!r}: the process's own memory and state")
         if model_new is not None:
             self.check_model_new(model_new)
         kernel = self.kernel_kind()
@@ -231,6 +271,7 @@ class _Gate:
         return GateResult(sorted(uniq, key=lambda v: (v.line, v.rule)), kernel)
 
     def collect(self) -> None:
+        self.inner_attrs = {id(n.value) for n in ast.walk(self.tree) if isinstance(n, ast.Attribute)}
         for node in ast.walk(self.tree):
             if isinstance(node, ast.Import):
                 for a in node.names:
@@ -248,29 +289,41 @@ class _Gate:
                         continue
                     self.aliases[a.asname or a.name] = f"{mod}.{a.name}"
                     self.check_dotted(f"{mod}.{a.name}", node)
+        for _ in range(2):  # `_t = torch`, `_F = _t.nn.functional`: new names for the same module
+            for node in ast.walk(self.tree):
+                if isinstance(node, ast.Assign) and isinstance(node.value, (ast.Name, ast.Attribute)):
+                    target = self.dotted(node.value)
+                    for t in node.targets:
+                        if target and isinstance(t, ast.Name):
+                            self.aliases.setdefault(t.id, target)
+        for node in ast.walk(self.tree):  # sources may be named anywhere: cuda_src = """...""" in __init__
+            if isinstance(node, ast.Assign) and self.const_str(node.value):
+                for t in node.targets:
+                    if isinstance(t, ast.Name):
+                        self.consts[t.id] = self.const_str(node.value)
+            elif isinstance(node, ast.FunctionDef) and any(self.is_jit_decorator(d) for d in node.decorator_list):
+                self.jit.add(node.name)  # module level, nested in a launcher, or a @staticmethod
         for node in self.tree.body:
             if isinstance(node, ast.Assign):
                 for t in node.targets:
-                    if isinstance(t, ast.Name):
-                        self.module_names.add(t.id)
-                        if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
-                            self.consts[t.id] = node.value.value
-                        elif node.value is not None and self.const_str(node.value):
-                            self.consts[t.id] = self.const_str(node.value)
-                        if self.is_load_inline(node.value):
-                            self.ext_names.add(t.id)
-            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-                self.module_names.add(node.target.id)
+                    if isinstance(t, ast.Name) and self.is_load_inline(node.value):
+                        self.ext_names.add(t.id)
             elif isinstance(node, ast.FunctionDef):
                 self.funcs[node.name] = node
-                if any(self.is_jit_decorator(d) for d in node.decorator_list):
-                    self.jit.add(node.name)
         for node in ast.walk(self.tree):  # self.ext = load_inline(...), or = a module-level extension
             if isinstance(node, ast.Assign) and (self.is_load_inline(node.value) or (
                     isinstance(node.value, ast.Name) and node.value.id in self.ext_names)):
                 for t in node.targets:
                     if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self":
                         self.ext_names.add("self." + t.attr)
+        for node in ast.walk(self.tree):  # self.fn = ext.fn, fn = ext.fn: the extension's function itself
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Attribute) \
+                    and self._ext_receiver(node.value.value):
+                for t in node.targets:
+                    if isinstance(t, ast.Name):
+                        self.ext_fns.add(t.id)
+                    elif isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self":
+                        self.ext_fns.add("self." + t.attr)
 
     def is_jit_decorator(self, d: ast.AST) -> bool:
         target = d.func if isinstance(d, ast.Call) else d
@@ -292,6 +345,18 @@ class _Gate:
             if name == bad or name.startswith(bad + "."):
                 self.add(rule, node, f"use of {name}")
                 return
+        parts = name.split(".")
+        if parts[0] == "os" and len(parts) > 1 and parts[1] not in OS_ALLOWED:
+            self.add("dynamic-code", node, f"use of {name} (a kernel needs only os.environ and os.path of os)")
+            return
+        for part in parts[1:]:
+            if part in REEXPORTED_MODULES:
+                self.add("dynamic-code", node, f"use of {name} (the {part} module, reached through "
+                                               f"{'.'.join(parts[:parts.index(part)])})")
+                return
+            if part.startswith("_") and not part.startswith("__") and part not in PRIVATE_ALLOWED:
+                self.add("dynamic-code", node, f"use of {name} (private internals)")
+                return
 
     def check_node(self, node: ast.AST) -> None:
         if isinstance(node, (ast.Try, getattr(ast, "TryStar", ast.Try))) and node.handlers:
@@ -302,12 +367,15 @@ class _Gate:
                 name = self.dotted(expr.func if isinstance(expr, ast.Call) else expr) or ""
                 if name.endswith("suppress"):
                     self.add("try-except", node, "contextlib.suppress hides failures")
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "type" \
+                and len(node.args) == 3:
+            self.add("tensor-subclass", node, "type(name, bases, namespace) builds a class at run time")
         elif isinstance(node, (ast.Global, ast.Nonlocal)):
             self.add("output-cache", node, f"`{type(node).__name__.lower()}` state across calls")
         elif isinstance(node, ast.Attribute):
             if node.attr in FORBIDDEN_ATTRS:
                 self.add(FORBIDDEN_ATTRS[node.attr], node, f"use of .{node.attr}")
-            name = self.dotted(node)
+            name = self.dotted(node) if id(node) not in self.inner_attrs else None  # judge torch.sys.x once
             if name:
                 self.check_dotted(name, node)
                 if name == "sys.modules" or name.endswith(".Tensor") and isinstance(node.ctx, ast.Store):
@@ -362,44 +430,165 @@ class _Gate:
                 self.add("torch-compute", node, f"ATen call {m.group(0).rstrip('(').strip()} in C++ source")
 
     # -- ModelNew --------------------------------------------------------------------------
+    # The forward path is everything forward can reach: module functions and classes it names
+    # (called or passed around), what module-level names and its own attributes hold (lambdas,
+    # helper nn.Modules, function references), and the methods of the classes those are. Only
+    # __init__ code, of ModelNew and of helpers it builds there, runs outside it.
     def check_model_new(self, cls: ast.ClassDef) -> None:
-        methods = {n.name: n for n in cls.body if isinstance(n, ast.FunctionDef)}
-        torch_modules: set[str] = set()  # self.<attr> holding an nn.Module (its call is torch compute)
-        init = methods.get("__init__")
-        if init is not None:
-            for node in ast.walk(init):
-                if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
-                    inner = node.value  # nn.Linear(...).half().cuda(): look through the method chain
-                    while (isinstance(inner, ast.Call) and isinstance(inner.func, ast.Attribute)
-                           and isinstance(inner.func.value, ast.Call)):
-                        inner = inner.func.value
-                    name = self.dotted(inner.func) or ""
-                    if name.startswith("torch.nn.") and name not in ("torch.nn.Parameter",
-                                                                     "torch.nn.ParameterList"):
-                        for t in node.targets:
-                            if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self":
-                                torch_modules.add(t.attr)
-        if "forward" not in methods:
+        if "forward" not in self.methods(cls):
             self.add("no-modelnew", cls, "ModelNew has no forward()")
             return
-        # forward, plus the module functions and methods it reaches (not @triton.jit, not __init__)
-        todo, seen = [methods["forward"]], set()
         self.reached_launch: set[str] = set()
         self.reached_ext = False
+        todo: list[tuple[ast.AST, ast.ClassDef | None, bool]] = [(self.methods(cls)["forward"], cls, True)]
+        seen: set[int] = set()
         while todo:
-            fn = todo.pop()
-            if id(fn) in seen:
+            node, owner, runs = todo.pop()  # runs: executed per call (a body), or only a held value
+            if id(node) in seen:
                 continue
-            seen.add(id(fn))
-            for node in ast.walk(fn):
-                if isinstance(node, ast.Call):
-                    f = node.func
-                    if isinstance(f, ast.Name) and f.id in self.funcs and f.id not in self.jit:
-                        todo.append(self.funcs[f.id])
-                    elif (isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.value.id == "self"
-                          and f.attr in methods and f.attr != "__init__"):
-                        todo.append(methods[f.attr])
-                self.check_forward_node(node, torch_modules)
+            seen.add(id(node))
+            local = self.local_names(node) if runs else set()
+            for sub in self.walk_host_code(node):
+                todo.extend(self.reached_from(sub, owner, runs))
+                if runs or isinstance(sub, ast.Lambda):
+                    self.check_forward_node(sub, owner, local)
+                elif isinstance(sub, ast.Attribute) and not self.is_call_func(node, sub):
+                    self.check_reference(sub)
+
+    def lineage(self, cls: ast.ClassDef) -> list[ast.ClassDef]:
+        """`cls` and the classes of this module it inherits from, nearest first."""
+        out, todo = [], [cls]
+        while todo:
+            c = todo.pop(0)
+            if c in out:
+                continue
+            out.append(c)
+            todo.extend(self.top_level[b.id] for b in c.bases
+                        if isinstance(b, ast.Name) and isinstance(self.top_level.get(b.id), ast.ClassDef))
+        return out
+
+    def methods(self, cls: ast.ClassDef, inherited_only: bool = False) -> dict[str, ast.FunctionDef]:
+        """The class's methods, its own over inherited ones (those of this module's base classes),
+        less @triton.jit ones (device code, launched, not called)."""
+        out: dict[str, ast.FunctionDef] = {}
+        for c in reversed(self.lineage(cls)[1:] if inherited_only else self.lineage(cls)):
+            out.update((n.name, n) for n in c.body if isinstance(n, ast.FunctionDef) and n.name not in self.jit)
+        return out
+
+    def walk_host_code(self, node: ast.AST):
+        """ast.walk, less the bodies of @triton.jit functions nested inside."""
+        todo = [node]
+        while todo:
+            n = todo.pop()
+            yield n
+            todo.extend(c for c in ast.iter_child_nodes(n)
+                        if not (isinstance(c, ast.FunctionDef) and any(self.is_jit_decorator(d) for d in c.decorator_list)))
+
+    @staticmethod
+    def is_call_func(root: ast.AST, node: ast.AST) -> bool:
+        return any(isinstance(c, ast.Call) and c.func is node for c in ast.walk(root))
+
+    def reached_from(self, node: ast.AST, owner: ast.ClassDef | None, runs: bool) -> list:
+        """What `node` (inside a reached body or value) adds to the forward path."""
+        out: list[tuple[ast.AST, ast.ClassDef | None, bool]] = []
+        if isinstance(node, ast.Lambda):
+            out.append((node.body, owner, True))
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+            top = self.top_level.get(node.id)
+            if isinstance(top, ast.FunctionDef) and node.id not in self.jit:
+                out.append((top, None, True))
+            elif isinstance(top, ast.ClassDef):
+                called = runs and id(node) in self.called_names
+                out.extend((m, top, True) for name, m in self.methods(top).items() if name != "__init__" or called)
+            elif top is not None and not isinstance(top, (ast.FunctionDef, ast.ClassDef)) \
+                    and node.id not in self.ext_names:
+                out.append((top, None, False))
+        elif isinstance(node, ast.Attribute) and owner is not None and (
+                isinstance(node.value, ast.Name) and node.value.id == "self"
+                or isinstance(node.value, ast.Call) and isinstance(node.value.func, ast.Name)
+                and node.value.func.id == "super"):
+            method = self.methods(owner, inherited_only=isinstance(node.value, ast.Call)).get(node.attr)
+            if method is not None and node.attr != "__init__":
+                out.append((method, owner, True))
+            out.extend((v, owner, False) for v in self.self_values(owner).get(node.attr, []))
+        return out
+
+    @property
+    def top_level(self) -> dict[str, ast.AST]:
+        """Module-level names -> their def, class, or assigned value (the last binding wins)."""
+        if not hasattr(self, "_top"):
+            self._top: dict[str, ast.AST] = {}
+            for node in self.tree.body:
+                if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                    self._top[node.name] = node
+                elif isinstance(node, ast.Assign):
+                    for t in node.targets:
+                        if isinstance(t, ast.Name):
+                            self._top[t.id] = node.value
+            # `Helper(x)` in a reached body: Helper.__init__ runs per call too
+            self.called_names = {id(n.func) for n in ast.walk(self.tree)
+                                 if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+        return self._top
+
+    def self_values(self, cls: ast.ClassDef) -> dict[str, list[ast.AST]]:
+        """self.<attr> -> the values any method of `cls` (or of its bases here) assigns to it."""
+        out: dict[str, list[ast.AST]] = {}
+        for node in (n for c in self.lineage(cls) for n in ast.walk(c)):
+            if isinstance(node, ast.Assign):
+                for t in node.targets:
+                    if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self":
+                        out.setdefault(t.attr, []).append(node.value)
+        return out
+
+    def torch_held(self, cls: ast.ClassDef | None) -> set[str]:
+        """self.<attr> of `cls` that holds a torch nn module or a torch compute function: calling
+        it in forward is torch compute."""
+        held: set[str] = set()
+        for attr, values in (self.self_values(cls) if cls is not None else {}).items():
+            for value in values:
+                inner = value  # nn.Linear(...).half().cuda(): look through the method chain
+                while (isinstance(inner, ast.Call) and isinstance(inner.func, ast.Attribute)
+                       and isinstance(inner.func.value, ast.Call)):
+                    inner = inner.func.value
+                name = self.dotted(inner.func if isinstance(inner, ast.Call) else inner) or ""
+                if isinstance(inner, ast.Call) and name.startswith("torch.nn.") and name not in (
+                        "torch.nn.Parameter", "torch.nn.ParameterList") \
+                        and not module_ops(name.split(".")[-1]) & self.policy.allowed_ops:
+                    held.add(attr)
+                elif not isinstance(inner, ast.Call) and self.compute_name(name):
+                    held.add(attr)
+        return held
+
+    def compute_name(self, name: str) -> bool:
+        """A dotted torch name that computes (not allocation, views, dtypes or metadata)."""
+        parts = name.split(".")
+        if parts[0] != "torch" or parts[-1] in self.policy.allowed_ops:
+            return False
+        if name.startswith(("torch.nn.functional", "torch.special", "torch.linalg", "torch.fft")):
+            return True
+        return parts[-1] in COMPUTE_METHODS or name in ("torch.nn.functional", "torch.special", "torch.linalg",
+                                                        "torch.fft")
+
+    def check_reference(self, node: ast.Attribute) -> None:
+        name = self.dotted(node)
+        if name and self.compute_name(name):
+            self.add("torch-compute", node, f"{name} is held for the forward path")
+
+    @staticmethod
+    def local_names(fn: ast.AST) -> set[str]:
+        names: set[str] = set()
+        args = getattr(fn, "args", None)
+        if isinstance(args, ast.arguments):
+            for a in args.posonlyargs + args.args + args.kwonlyargs + [args.vararg, args.kwarg]:
+                if a is not None:
+                    names.add(a.arg)
+        for node in ast.walk(fn):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                names.add(node.id)
+            elif isinstance(node, ast.arg):
+                names.add(node.arg)
+        names.discard("self")
+        return names
 
     def _ext_receiver(self, node: ast.AST) -> bool:
         if isinstance(node, ast.Name):
@@ -408,21 +597,39 @@ class _Gate:
             return "self." + node.attr in self.ext_names
         return False
 
-    def check_forward_node(self, node: ast.AST, torch_modules: set[str]) -> None:
+    def state_root(self, node: ast.AST, local: set[str]) -> str | None:
+        """The name a store or mutation through `node` lands in when that outlives the call:
+        self, or a module-level or class name (not a local, not an imported module)."""
+        while isinstance(node, (ast.Subscript, ast.Attribute)):
+            node = node.value
+        if not isinstance(node, ast.Name):
+            return None
+        if node.id == "self" or (node.id not in local and node.id not in self.aliases):
+            return node.id
+        return None
+
+    def check_forward_node(self, node: ast.AST, owner: ast.ClassDef | None, local: set[str]) -> None:
         allowed = self.policy.allowed_ops
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.MatMult):
             self.add("torch-compute", node, "the @ operator (matmul) in the forward path")
         elif isinstance(node, ast.Call):
             f = node.func
-            if isinstance(f, ast.Subscript) and isinstance(f.value, ast.Name) and f.value.id in self.jit:
-                self.reached_launch.add(f.value.id)
+            if isinstance(f, ast.Subscript) and (
+                    isinstance(f.value, ast.Name) and f.value.id in self.jit
+                    or isinstance(f.value, ast.Attribute) and f.value.attr in self.jit):  # self._kernel[grid]
+                self.reached_launch.add(getattr(f.value, "id", None) or f.value.attr)
+                return
+            if (isinstance(f, ast.Name) and f.id in self.ext_fns) or (
+                    isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.value.id == "self"
+                    and "self." + f.attr in self.ext_fns):
+                self.reached_ext = True
                 return
             name = self.dotted(f)
             if name is not None:
                 root = name.split(".")[0]
                 if root == "torch" and name.split(".")[-1] not in allowed and not name.startswith(
                         ("torch.empty", "torch.float", "torch.int", "torch.bfloat", "torch.half", "torch.device",
-                         "torch.Size", "torch.cuda.current_device", "torch.cuda.device")):
+                         "torch.Size", "torch.cuda.current_device", "torch.cuda.device", "torch.utils.cpp_extension")):
                     self.add("torch-compute", node, f"{name}() in the forward path")
                 if name in ("triton.cdiv", "triton.next_power_of_2"):
                     return
@@ -430,14 +637,17 @@ class _Gate:
                 if self._ext_receiver(f.value):
                     self.reached_ext = True
                     return
-                if (isinstance(f.value, ast.Name) and f.value.id == "self" and f.attr in torch_modules):
-                    self.add("torch-compute", node, f"self.{f.attr}(...) runs a torch nn module in forward")
+                if isinstance(f.value, ast.Name) and f.value.id == "self" and f.attr in self.torch_held(owner):
+                    self.add("torch-compute", node, f"self.{f.attr}(...) runs a torch nn module or op in forward")
                 elif f.attr in COMPUTE_METHODS and f.attr not in allowed:
                     self.add("torch-compute", node, f".{f.attr}() in the forward path")
-                elif f.attr in MUTATING_METHODS and isinstance(f.value, ast.Name) and f.value.id in self.module_names:
-                    self.add("output-cache", node, f"{f.value.id}.{f.attr}() mutates module state from forward")
+                elif f.attr in MUTATING_METHODS and self.state_root(f.value, local):
+                    self.add("output-cache", node, f"{ast.unparse(f)}() keeps state across calls")
             elif isinstance(f, ast.Name) and f.id in self.funcs and f.id in self.jit:
                 self.add("no-kernel", node, f"{f.id} is @triton.jit but called without a grid")
+            for arg in list(node.args) + [k.value for k in node.keywords]:  # functools.partial(torch.relu)
+                if isinstance(arg, ast.Attribute):
+                    self.check_reference(arg)
         elif isinstance(node, (ast.Assign, ast.AugAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             for t in targets:
@@ -445,12 +655,11 @@ class _Gate:
                     if not (isinstance(node, ast.Assign) and (self.is_load_inline(node.value) or (
                             isinstance(node.value, ast.Name) and node.value.id in self.ext_names))):
                         self.add("output-cache", node, f"forward stores state in self.{t.attr}")
-                elif isinstance(t, ast.Subscript):
-                    base = t.value
-                    while isinstance(base, (ast.Subscript, ast.Attribute)):
-                        base = base.value
-                    if isinstance(base, ast.Name) and (base.id in self.module_names or base.id == "self"):
-                        self.add("output-cache", node, f"forward writes into {base.id}[...] (a cache)")
+                elif isinstance(t, (ast.Subscript, ast.Attribute)) and self.state_root(t, local):
+                    self.add("output-cache", node, f"forward writes into {ast.unparse(t)} (state kept across "
+                                                   "calls)")
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Attribute):
+                self.check_reference(node.value)  # f = torch.relu; f(x)
 
     def kernel_kind(self) -> str | None:
         if getattr(self, "reached_launch", None):
