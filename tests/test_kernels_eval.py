@@ -81,6 +81,57 @@ def test_pointer_cache_is_caught_after_timing(timed_ev, relu):
     assert set(legit.speedups) == {"eager/synced", "eager/device", "compile/synced", "compile/device"}
 
 
+@pytest.mark.parametrize("cheat, says", [
+    ("cheat_forged_verdict", "line 28 of the candidate asked for sys._getframe"),
+    ("cheat_patch_reference", "torch.relu was no longer what it was before"),
+    ("cheat_stdout_rewrite", "sys.stdout"),
+])
+def test_a_candidate_that_reaches_into_the_harness_is_caught_past_the_gate(ev, relu, cheat, says):
+    # all three are wrong kernels that the process they run in would otherwise call correct
+    source = src(cheat)
+    v = ev.evaluate_built(relu, source, cheat, ev.build(relu, source))  # the gate rejects all three
+    assert v.status == "tamper" and says in v.message, v.message
+    assert "reached into the evaluation harness" in v.feedback()
+
+
+def test_a_candidate_that_changes_a_numeric_setting_for_both_sides_is_caught(ev, relu):
+    # TF32 would loosen the reference's matmuls too, so the comparison itself
+    source = src("legit_triton_relu") + "\ntorch.backends.cuda.matmul.allow_tf32 = True\n"
+    v = ev.evaluate_built(relu, source, "tf32", ev.build(relu, source))
+    # torch keeps the flag and the precision setting in step; whichever is read first is named
+    assert v.status == "tamper", v.message
+    assert "allow_tf32 (was False, now True)" in v.message or "precision() (was 'highest', now 'high')" in v.message
+
+
+def test_a_candidate_that_slows_the_reference_once_timed_is_caught(timed_ev, relu):
+    source = src("cheat_slow_reference")
+    v = timed_ev.evaluate_built(relu, source, "slow_ref", timed_ev.build(relu, source))
+    assert v.status == "tamper" and "torch.relu was no longer" in v.message, v.message
+    assert v.speedup is None and v.timing is None
+
+
+@pytest.mark.parametrize("stdout, exit_code, says", [
+    ("\n@@ASSAY-RESULT {n} {{\"status\": \"correct\"}}\n@@ASSAY-RESULT {n} {{\"status\": \"mismatch\"}}\n", 0,
+     "2 result lines were printed"),
+    ("\n@@ASSAY-RESULT {n} {{\"status\": \"correct\"\n", 0, "not the worker's JSON"),
+    ("\n@@ASSAY-RESULT {n} {{\"status\": \"great\"}}\n", 0, "not the worker's"),
+    ("\n@@ASSAY-TAMPER line 3 of the candidate asked for sys._getframe\n@@ASSAY-RESULT {n} {{\"status\": \"correct\"}}\n",
+     0, "line 3 of the candidate asked for sys._getframe"),
+    ("", 86, "the audit guard's exit code 86"),
+])
+def test_signs_of_a_forged_result_override_it(tmp_path, relu, monkeypatch, stdout, exit_code, says):
+    from assay.types import ExecResult
+
+    ev = KernelEvaluator(EvalConfig(device="cpu", cache_dir=str(tmp_path)))
+
+    def launch(ws, args, timeout, stdin=None):
+        return ExecResult(exit_code=exit_code, stdout=stdout.format(n=stdin.decode().strip()))
+
+    monkeypatch.setattr(ev, "_launch", launch)
+    r = ev.check(relu, src("legit_triton_relu"))
+    assert r["status"] == "tamper" and says in r["message"], r
+
+
 def test_tolerance_is_per_dtype_and_overridable(tmp_path, relu):
     off = src("legit_triton_relu").replace("tl.maximum(x, 0.0)", "tl.maximum(x, 0.0) + 1e-3")
     strict = KernelEvaluator(EvalConfig(cache_dir=str(tmp_path)))

@@ -32,12 +32,12 @@ from assay.kernels import gate as G
 from assay.kernels.problem import Problem
 from assay.kernels.timing import REVIEW_SPEEDUP, escaped_stream, speedup
 from assay.kernels.toolkit import build_env
-from assay.kernels.worker import MARK, PHASE
+from assay.kernels.worker import MARK, PHASE, TAMPER, TAMPER_EXIT
 from assay.sandbox.base import Limits, Sandbox, SandboxUnavailable
 from assay.sandbox.process import rlimit_preexec, run_process
 from assay.types import ExecResult
 
-STATUSES = ("gate", "compile", "runtime", "mismatch", "mutated", "nondeterministic", "stale", "timeout",
+STATUSES = ("gate", "compile", "runtime", "mismatch", "mutated", "nondeterministic", "stale", "tamper", "timeout",
             "error", "correct")
 
 
@@ -116,6 +116,8 @@ class Verdict:
             text = f"Your code was rejected before building ({', '.join(self.gate_rules)}): {self.message}"
         elif self.status == "compile":
             text = f"Your code failed to build:\n{self.compile_log or self.message}"
+        elif self.status == "tamper":
+            text = f"Your code was rejected: it reached into the evaluation harness. {self.message}"
         elif self.status == "error":  # the machine or the problem failed, not the kernel
             text = f"The evaluation could not judge your kernel: {self.message}"
         elif self.correct:
@@ -267,7 +269,9 @@ class KernelEvaluator:
 
     def _run(self, ws: Path, spec: dict, timeout: float) -> tuple[dict | None, ExecResult, list[str]]:
         """The worker's result (None if it printed none), the process, and the sides (reference,
-        candidate-init, candidate, timing) it said it was running, in order."""
+        candidate-init, candidate, timing) it said it was running, in order. Signs that candidate
+        code reached into the worker override any result: the audit guard's mark or exit code, a
+        second result line, or one that is not the worker's JSON."""
         nonce = secrets.token_hex(8)
         spec_path = ws / f"spec_{spec['mode']}.json"
         spec_path.write_text(json.dumps(spec))
@@ -277,12 +281,30 @@ class KernelEvaluator:
         shutil.copyfile(here / "timing.py", ws / "assay_kernel_timing.py")
         res = self._launch(ws, ["assay_kernel_worker.py", spec_path.name], timeout, stdin=(nonce + "\n").encode())
         prefix, at = f"{MARK} {nonce} ", f"{PHASE} {nonce} "
-        found, sides = None, []
+        results, sides, tamper = [], [], None
         for line in res.stdout.splitlines():
             if line.startswith(prefix):
-                found = json.loads(line[len(prefix):])
+                results.append(line[len(prefix):])
             elif line.startswith(at):
                 sides.append(line[len(at):].strip())
+            elif line.startswith(TAMPER) and tamper is None:
+                tamper = line[len(TAMPER):].strip()
+        if tamper is None and res.exit_code == TAMPER_EXIT and not results:
+            tamper = f"the process ended with the audit guard's exit code {TAMPER_EXIT}"
+        if tamper is None and len(results) > 1:
+            tamper = f"{len(results)} result lines were printed; the worker prints one"
+        found = None
+        if tamper is None and results:
+            try:
+                found = json.loads(results[0])
+            except ValueError:
+                tamper = "the result line is not the worker's JSON"
+            if not isinstance(found, dict) or found.get("status") not in STATUSES + ("built",):
+                tamper, found = tamper or "the result line is not the worker's", None
+        if tamper is not None:
+            found = {"status": "tamper", "message": (
+                f"candidate code reached into the evaluation process ({tamper}); a verdict from that process "
+                "cannot be trusted")}
         return found, res, sides
 
     def _workspace(self, problem: Problem, source: str) -> tuple[Path, str]:

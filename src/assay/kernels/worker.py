@@ -9,6 +9,16 @@ with no result (out of memory, say) can be blamed on the side that was running. 
 - compile: import the candidate (load_inline builds at import time) and construct ModelNew.
 - eval: correctness protocol, then (when asked) timing of candidate and baselines in this
   same process, then an optional torch.profiler summary.
+
+The candidate runs in this process, so behind the static gate two checks watch it here (they
+raise the cost of forging a verdict; code that runs in-process can never be fully contained):
+an audit hook (PEP 578, which cannot be removed) ends the process with `@@ASSAY-TAMPER` when
+candidate code reaches for a frame (whose locals hold the nonce), the garbage collector's object
+lists, ctypes or /proc; and a tripwire compares what the verdict relies on (the harness's
+functions, torch's callables and nn classes, the problem module, torch's numeric settings,
+sys.stdout) with how it was before the candidate loaded, after every candidate call and timing
+measurement, so a patch is seen before the reference runs under it. Results are written with
+os.write as it was before the candidate loaded.
 """
 
 from __future__ import annotations
@@ -23,6 +33,8 @@ from typing import Any
 
 MARK = "@@ASSAY-RESULT"
 PHASE = "@@ASSAY-PHASE"
+TAMPER = "@@ASSAY-TAMPER"
+TAMPER_EXIT = 86
 DEFAULT_TOL = {"float32": 1e-4, "float64": 1e-7, "float16": 1e-2, "bfloat16": 2e-2}
 
 
@@ -66,6 +78,114 @@ def _sync(device) -> None:
 
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+# Audit events through which Python code gets hold of a frame (and from it, through f_back and
+# f_locals, which are not audited, every caller's locals), of every live object, or of memory.
+_GUARDED_EVENTS = frozenset({"sys._getframe", "sys._current_frames", "sys._current_exceptions", "sys.settrace",
+                             "sys.setprofile", "gc.get_objects", "gc.get_referrers", "gc.get_referents",
+                             "code.__new__"})
+_GUARDED_ATTRS = frozenset({"tb_frame", "gi_frame", "cr_frame", "ag_frame", "f_code", "__code__"})
+
+
+def audit_guard(candidate_file: str):
+    """An audit hook that ends the process, saying what and where, when such an event is asked
+    for by the candidate's own code: the nearest frame that is not the standard library's
+    (inspect or logging asking on someone's behalf pass the request to their caller). Torch and
+    triton use some of these internally; their own requests pass."""
+    import os
+    import sys
+    import sysconfig
+
+    names = {candidate_file, os.path.abspath(candidate_file)}
+    std = tuple({f(sysconfig.get_paths()[k]) + os.sep for k in ("stdlib", "platstdlib")
+                 for f in (os.path.normpath, os.path.realpath)})
+    inside = [False]
+    write, leave, getframe = os.write, os._exit, sys._getframe
+
+    def library(filename: str) -> bool:
+        return filename.startswith("<frozen") or (filename.startswith(std) and "-packages" not in filename)
+
+    def hook(event: str, args: tuple) -> None:
+        if inside[0]:
+            return
+        if event == "object.__getattr__":
+            if len(args) < 2 or args[1] not in _GUARDED_ATTRS:
+                return
+        elif event == "open":
+            if not str(args[0] if args else "").startswith("/proc/"):
+                return
+        elif event not in _GUARDED_EVENTS and not event.startswith("ctypes."):
+            return
+        inside[0] = True
+        try:
+            frame = getframe(1)
+            while frame is not None and library(frame.f_code.co_filename):
+                frame = frame.f_back
+            if frame is not None and frame.f_code.co_filename in names:
+                what = {"object.__getattr__": f".{args[1]}" if len(args) > 1 else "",
+                        "open": f"open({args[0]!r})" if args else ""}.get(event, event)
+                write(1, f"\n{TAMPER} line {frame.f_lineno} of the candidate asked for {what}\n".encode())
+                leave(TAMPER_EXIT)
+        finally:
+            inside[0] = False
+
+    return hook
+
+
+def tripwire(spaces: dict[str, Any]):
+    """`(changed, rebase)`. `changed()` names the first callable of `spaces` (name -> module or
+    class; builtins always) or torch numeric setting that is not what it was at the last
+    `rebase()` (the first is made here), else None. Built before candidate code runs, and uses
+    nothing a candidate could swap afterwards."""
+    import builtins
+    import types
+
+    import torch
+
+    _vars, _callable, _isinstance, _getattr, _list, _module = vars, callable, isinstance, getattr, list, types.ModuleType
+    spaces = dict(spaces, builtins=builtins)
+    calls = {"sys.stdout": lambda: sys.stdout, "torch.get_default_dtype()": torch.get_default_dtype,
+             "torch.get_float32_matmul_precision()": torch.get_float32_matmul_precision,
+             "torch.are_deterministic_algorithms_enabled()": torch.are_deterministic_algorithms_enabled,
+             "torch.get_num_threads()": torch.get_num_threads}
+    flags = [("torch.backends.cuda.matmul", torch.backends.cuda.matmul,
+              ("allow_tf32", "allow_fp16_reduced_precision_reduction", "allow_bf16_reduced_precision_reduction")),
+             ("torch.backends.cudnn", torch.backends.cudnn, ("allow_tf32", "benchmark", "deterministic", "enabled"))]
+    objects: dict[str, Any] = {}  # compared by identity
+    values: dict[str, Any] = {}  # compared by value
+
+    def read() -> tuple[dict[str, Any], dict[str, Any]]:
+        objs: dict[str, Any] = {}
+        for space, obj in spaces.items():
+            for key, val in _list(_vars(obj).items()):
+                if _callable(val) or _isinstance(val, _module):
+                    objs[f"{space}.{key}"] = val
+        vals = {name: get() for name, get in calls.items()}
+        for prefix, obj, attrs in flags:
+            for a in attrs:
+                vals[f"{prefix}.{a}"] = _getattr(obj, a, None)
+        return objs, vals
+
+    def rebase() -> None:
+        objs, vals = read()
+        objects.clear()
+        objects.update(objs)
+        values.clear()
+        values.update(vals)
+
+    def changed() -> str | None:
+        objs, vals = read()
+        for key, val in objects.items():
+            if objs.get(key) is not val:
+                return key
+        for key, val in values.items():
+            if vals.get(key) != val:
+                return f"{key} (was {val!r}, now {vals.get(key)!r})"
+        return None
+
+    rebase()
+    return changed, rebase
 
 
 def compare(ref: Any, got: Any, tol: float | None) -> str | None:
@@ -140,11 +260,18 @@ def _build_reference(prob, device, seed: int):
     return prob.Model(*init).to(device), init
 
 
-def _no_phase(side: str) -> None:
+def _nothing(*_: Any) -> None:
     pass
 
 
-def correctness(prob, ref, new, device, spec: dict, phase=_no_phase) -> dict:
+class Tampered(BaseException):
+    """Raised by the tripwire's check: a BaseException, so the `except Exception` around
+    candidate calls does not file it as the candidate's runtime error."""
+
+
+def correctness(prob, ref, new, device, spec: dict, phase=_nothing, watch=_nothing) -> dict:
+    """The correctness protocol; `phase(side)` announces each step and `watch()` (the tripwire
+    check) runs after every candidate call, before the reference can run again."""
     import torch
 
     trials, seed, tol = int(spec.get("trials", 5)), int(spec.get("seed", 42)), spec.get("tolerance")
@@ -159,6 +286,7 @@ def correctness(prob, ref, new, device, spec: dict, phase=_no_phase) -> dict:
         phase("candidate")
         out = new(*inputs)
         _sync(device)  # the candidate's asynchronous faults surface here, not in the reference
+        watch()
         return out
 
     for t in range(trials):
@@ -222,13 +350,19 @@ def _input_bytes(xs: list) -> int:
     return sum(x.numel() * x.element_size() for x in xs if isinstance(x, torch.Tensor))
 
 
-def timing(prob, ref, new, device, spec: dict) -> dict:
-    import torch
-
+def timing_module():
     try:
         import assay_kernel_timing as T  # the copy next to this script (inside a sandbox)
     except ImportError:
         from assay.kernels import timing as T
+    return T
+
+
+def timing(prob, ref, new, device, spec: dict, T, watch=_nothing, rebase=_nothing) -> dict:
+    """Candidate and baselines timed in turn by `T` (kernels/timing.py, imported before the
+    candidate loaded); `watch()` after each measurement, `rebase()` after torch.compile's first
+    run (dynamo rebinds a few torch callables on it)."""
+    import torch
 
     ts = spec["timing"]
     seed = int(spec.get("seed", 42))
@@ -245,6 +379,7 @@ def timing(prob, ref, new, device, spec: dict) -> dict:
             compiled = torch.compile(ref)
             with torch.no_grad():
                 compiled(*_clone(first))
+            rebase()
             fns["compile"] = compiled
         except Exception as e:  # a baseline that cannot compile is reported, not fatal
             notes.append(f"torch.compile baseline failed: {type(e).__name__}: {str(e)[:300]}")
@@ -256,6 +391,7 @@ def timing(prob, ref, new, device, spec: dict) -> dict:
                 for mode in ts.get("modes", ["device", "synced"]):
                     times = T.measure(fn, arg_sets, backend, mode=mode, warmup=int(ts.get("warmup", 10)),
                                       trials=int(ts.get("trials", 100)))
+                    watch()
                     runs[name][mode].append(T.Stats.of(times).as_dict())
         # A cache keyed on input pointers would now return stale results: same buffers, new values.
         torch.manual_seed(seed + 2000)
@@ -263,7 +399,9 @@ def timing(prob, ref, new, device, spec: dict) -> dict:
         for buf, val in zip(arg_sets[0], fresh):
             if isinstance(buf, torch.Tensor):
                 buf.copy_(val)
-        diff = compare(ref(*_clone(arg_sets[0])), new(*arg_sets[0]), spec.get("tolerance"))
+        got = new(*arg_sets[0])
+        watch()
+        diff = compare(ref(*_clone(arg_sets[0])), got, spec.get("tolerance"))
     out["runs"] = runs
     out["stale_after_timing"] = diff
     return out
@@ -289,6 +427,24 @@ def profile_summary(new, prob, device, spec: dict) -> str:
     return ""
 
 
+def _watched(torch, prob, T) -> dict[str, Any]:
+    """The namespaces whose callables the verdict relies on (see `tripwire`)."""
+    spaces: dict[str, Any] = {"torch": torch, "torch.Tensor": torch.Tensor, "torch.nn.functional": torch.nn.functional,
+                              "torch.linalg": torch.linalg, "torch.fft": torch.fft, "torch.special": torch.special,
+                              "torch.cuda": torch.cuda, "torch.random": torch.random, "problem": prob,
+                              "worker": sys.modules[__name__], "timing": T, "json": json}
+    base = getattr(torch._C, "TensorBase", None) or getattr(torch._C, "_TensorBase", None)
+    if base is not None:
+        spaces["torch._C.TensorBase"] = base
+    for name, val in vars(torch.nn).items():
+        if isinstance(val, type):
+            spaces[f"torch.nn.{name}"] = val
+    for name, val in vars(prob).items():
+        if isinstance(val, type):
+            spaces[f"problem.{name}"] = val
+    return spaces
+
+
 def main() -> None:
     nonce = sys.stdin.readline().strip()
     import os
@@ -298,15 +454,19 @@ def main() -> None:
             os.environ[key] = os.path.abspath(os.environ[key])
     sys.path.insert(0, os.getcwd())
     spec = json.loads(Path(sys.argv[1]).read_text())
+    write, dumps, stdout = os.write, json.dumps, sys.stdout  # as they are before candidate code runs
+
+    def say(text: str) -> None:
+        stdout.flush()
+        data = text.encode()
+        while data:
+            data = data[write(1, data):]
 
     def emit(obj: dict) -> None:
-        sys.stdout.flush()
-        sys.stdout.write(f"\n{MARK} {nonce} {json.dumps(obj)}\n")
-        sys.stdout.flush()
+        say(f"\n{MARK} {nonce} {dumps(obj)}\n")
 
     def phase(side: str) -> None:
-        sys.stdout.write(f"\n{PHASE} {nonce} {side}\n")
-        sys.stdout.flush()
+        say(f"\n{PHASE} {nonce} {side}\n")
 
     try:
         import torch
@@ -319,53 +479,84 @@ def main() -> None:
     except Exception:
         emit({"status": "error", "message": f"the problem file failed to load:\n{_tb()}"})
         return
-    try:
-        cand = _load(spec["candidate_file"], "candidate")
-    except Exception:
-        emit({"status": "compile", "message": f"the candidate failed to import/build:\n{_tb(8000)}"})
-        return
-    if spec["mode"] == "compile":
-        try:
-            torch.manual_seed(int(spec.get("seed", 42)))
-            cand.ModelNew(*list(prob.get_init_inputs()))
+    T = timing_module()
+    if device.type == "cuda" and torch.cuda.is_available():
+        try:  # before the tripwire's first look: initialising CUDA is torch's change, not the candidate's
+            torch.cuda.init()
         except Exception:
-            text = _tb(8000)
-            if "Error building extension" in text or "ninja" in text.lower():
-                emit({"status": "compile", "message": f"building the extension failed:\n{text}"})
-                return
-        emit({"status": "built"})
-        return
+            emit({"status": "error", "message": f"initialising CUDA failed in the evaluation process:\n{_tb()}"})
+            return
+    changed, rebase = tripwire(_watched(torch, prob, T))
+
+    def watch() -> None:
+        what = changed()
+        if what:
+            raise Tampered(what)
+
+    sys.addaudithook(audit_guard(spec["candidate_file"]))
+    try:
+        try:
+            cand = _load(spec["candidate_file"], "candidate")
+        except Exception:
+            watch()
+            emit({"status": "compile", "message": f"the candidate failed to import/build:\n{_tb(8000)}"})
+            return
+        watch()
+        if spec["mode"] == "compile":
+            try:
+                torch.manual_seed(int(spec.get("seed", 42)))
+                cand.ModelNew(*list(prob.get_init_inputs()))
+            except Exception:
+                text = _tb(8000)
+                if "Error building extension" in text or "ninja" in text.lower():
+                    watch()
+                    emit({"status": "compile", "message": f"building the extension failed:\n{text}"})
+                    return
+            watch()
+            emit({"status": "built"})
+            return
+        emit(_evaluate(prob, cand, device, spec, phase, watch, rebase, T))
+    except Tampered as e:
+        emit({"status": "tamper", "message": (
+            f"after candidate code ran, {e} was no longer what it was before: the candidate changed the "
+            "harness, torch, or the problem it is judged against")})
+
+
+def _evaluate(prob, cand, device, spec: dict, phase, watch, rebase, T) -> dict:
+    import torch
+
     if device.type == "cuda" and not torch.cuda.is_available():  # the machine's fault, not the candidate's
-        emit({"status": "error", "message": f"CUDA is not available to the evaluation process ({device}): "
-                                            "no GPU or driver is visible in the sandbox"})
-        return
+        return {"status": "error", "message": f"CUDA is not available to the evaluation process ({device}): "
+                                              "no GPU or driver is visible in the sandbox"}
     seed = int(spec.get("seed", 42))
     phase("reference")
     try:
         ref, init = _build_reference(prob, device, seed)
     except Exception:
-        emit(_problem_broken("building the reference Model"))
-        return
+        return _problem_broken("building the reference Model")
     phase("candidate-init")
     try:
         torch.manual_seed(seed)
         new = cand.ModelNew(*init).to(device)
     except Exception:
-        emit({"status": "runtime", "message": f"constructing ModelNew failed:\n{_tb()}"})
-        return
-    result = correctness(prob, ref, new, device, spec, phase)
+        watch()
+        return {"status": "runtime", "message": f"constructing ModelNew failed:\n{_tb()}"}
+    watch()
+    result = correctness(prob, ref, new, device, spec, phase, watch)
     if result["status"] == "correct" and spec.get("timing"):
         phase("timing")  # both sides run, interleaved; a death there stays the candidate's
         try:
-            result["timing"] = timing(prob, ref, new, device, spec)
+            result["timing"] = timing(prob, ref, new, device, spec, T, watch, rebase)
         except Exception:
             result = {"status": "runtime", "message": f"the timing run raised:\n{_tb()}"}
+    watch()
+    # Last, and unwatched: the verdict is settled, and a profiler may rebind what it instruments.
     if result["status"] == "correct" and spec.get("profile"):
         try:
             result["profile"] = profile_summary(new, prob, device, spec)
         except Exception as e:
             result["profile"] = f"profiler failed: {type(e).__name__}: {e}"
-    emit(result)
+    return result
 
 
 if __name__ == "__main__":
