@@ -5,7 +5,8 @@ same KernelEvaluator that `assay kernel` uses:
   fast   - a correct, faster hand-written kernel (Triton; plus one CUDA load_inline kernel)
   slow   - a correct but slower one
   wrong  - an incorrect one
-  reuse, side_stream, pointer_cache - cheats built from the fast kernel
+  reuse, side_stream, pointer_cache, forged_verdict, slowed_reference - cheats built from the
+         fast kernel
 and checks:
   1. every cheat is caught: by the static gate, and (gate bypassed) by the run itself
      (or, for the side stream, by the device-vs-synced timing flag);
@@ -62,7 +63,7 @@ RESERVE_S = 45.0  # of --wall-s, kept for the checks, the do_bench cross-checks 
 MIN_RUN_S = 60.0  # a timed run is not started with less than this left
 # What a run must say to count as catching a wrong or cheating kernel: a verdict on its output.
 # An error or timeout judged nothing (a broken machine would otherwise "catch" every cheat).
-CAUGHT = ("mismatch", "nondeterministic", "stale", "mutated")
+CAUGHT = ("mismatch", "nondeterministic", "stale", "mutated", "tamper")
 
 
 def cheats(fast: str) -> dict[str, str]:
@@ -111,7 +112,37 @@ class ModelNew(_Fast):
             self._memo[key] = super().forward(*xs)
         return self._memo[key]
 ''',
+        # reads the result nonce from the harness's frames, prints a "correct" verdict, and exits
+        "forged_verdict": base + '''
+_depth = 1
+_frame = torch.sys._getframe(_depth)
+while "nonce" not in _frame.f_locals:
+    _depth += 1
+    _frame = torch.sys._getframe(_depth)
+print("\\n@@ASSAY-RESULT " + _frame.f_locals["nonce"] + ' {"status": "correct", "trials": 5}', flush=True)
+torch.os._exit(0)
+''',
+        # makes every other module's call (the reference's, the compiled baseline's) run four times
+        "slowed_reference": base + '''
+_call = torch.nn.Module.__call__
+
+
+def _slow_call(self, *args, **kwargs):
+    if not isinstance(self, ModelNew):
+        for _ in range(3):
+            _call(self, *args, **kwargs)
+    return _call(self, *args, **kwargs)
+
+
+class ModelNew(_Fast):
+    def forward(self, *xs):
+        torch.nn.Module.__call__ = _slow_call
+        return super().forward(*xs)
+''',
     }
+
+
+CHEATS = ("reuse", "side_stream", "pointer_cache", "forged_verdict", "slowed_reference")
 
 
 def machine() -> dict:
@@ -291,7 +322,7 @@ def main() -> int:
         report["problems"][p.id] = {"gate": {k: G.check(v, ev_check.config.policy).summary() for k, v in s.items()},
                                     "runs": {}}
         jobs.append((p, "wrong", ev_check, s["wrong"], False))
-        for c in ("reuse", "side_stream", "pointer_cache"):
+        for c in CHEATS:
             jobs.append((p, c, ev_flag, s[c], True))  # gate bypassed: does the run itself catch it?
     save()
 
@@ -356,7 +387,7 @@ def main() -> int:
     for p in problems:
         r = report["problems"][p.id]
         gate_ok = {k: G.check(v, ev_check.config.policy).ok for k, v in srcs[p.id].items()}
-        for c in ("reuse", "side_stream", "pointer_cache"):
+        for c in CHEATS:
             run = r["runs"][c]
             dynamic = run["status"] in CAUGHT or bool(run["review"])
             check(f"{p.id}: cheat {c} caught", (not gate_ok[c]) or dynamic,
