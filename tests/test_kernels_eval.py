@@ -94,13 +94,18 @@ def test_a_candidate_that_reaches_into_the_harness_is_caught_past_the_gate(ev, r
     assert "reached into the evaluation harness" in v.feedback()
 
 
-def test_a_candidate_that_changes_a_numeric_setting_for_both_sides_is_caught(ev, relu):
-    # TF32 would loosen the reference's matmuls too, so the comparison itself
-    source = src("legit_triton_relu") + "\ntorch.backends.cuda.matmul.allow_tf32 = True\n"
-    v = ev.evaluate_built(relu, source, "tf32", ev.build(relu, source))
-    # torch keeps the flag and the precision setting in step; whichever is read first is named
-    assert v.status == "tamper", v.message
-    assert "allow_tf32 (was False, now True)" in v.message or "precision() (was 'highest', now 'high')" in v.message
+@pytest.mark.parametrize("line, says", [
+    # TF32 would loosen the reference's matmuls too, and so the comparison; torch keeps the flag
+    # and the precision setting in step, and whichever is read first is named
+    ("torch.backends.cuda.matmul.allow_tf32 = True", ("allow_tf32 (was False, now True)",
+                                                      "precision() (was 'highest', now 'high')")),
+    # smaller inputs for both sides: a kernel wrong only at the real size would pass
+    ("torch.sys.modules['reference_problem'].dim = 8", ("problem.dim (was 256, now 8)",)),
+])
+def test_a_candidate_that_changes_what_both_sides_run_under_is_caught(ev, relu, line, says):
+    source = src("legit_triton_relu") + "\n" + line + "\n"
+    v = ev.evaluate_built(relu, source, "setting", ev.build(relu, source))  # the gate rejects both
+    assert v.status == "tamper" and any(s in v.message for s in says), v.message
 
 
 def test_a_candidate_that_slows_the_reference_once_timed_is_caught(timed_ev, relu):

@@ -133,17 +133,20 @@ def audit_guard(candidate_file: str):
     return hook
 
 
-def tripwire(spaces: dict[str, Any]):
+def tripwire(spaces: dict[str, Any], data: dict[str, Any] | None = None):
     """`(changed, rebase)`. `changed()` names the first callable of `spaces` (name -> module or
-    class; builtins always) or torch numeric setting that is not what it was at the last
-    `rebase()` (the first is made here), else None. Built before candidate code runs, and uses
-    nothing a candidate could swap afterwards."""
+    class; builtins always), plain value of `data` (name -> module: the problem's shape
+    constants) or torch numeric setting that is not what it was at the last `rebase()` (the
+    first is made here), else None. Built before candidate code runs, and uses nothing a
+    candidate could swap afterwards."""
     import builtins
     import types
 
     import torch
 
     _vars, _callable, _isinstance, _getattr, _list, _module = vars, callable, isinstance, getattr, list, types.ModuleType
+    _repr, plain = repr, (int, float, bool, str, tuple, list, dict)
+    data = dict(data or {})
     spaces = dict(spaces, builtins=builtins)
     calls = {"sys.stdout": lambda: sys.stdout, "torch.get_default_dtype()": torch.get_default_dtype,
              "torch.get_float32_matmul_precision()": torch.get_float32_matmul_precision,
@@ -161,10 +164,14 @@ def tripwire(spaces: dict[str, Any]):
             for key, val in _list(_vars(obj).items()):
                 if _callable(val) or _isinstance(val, _module):
                     objs[f"{space}.{key}"] = val
-        vals = {name: get() for name, get in calls.items()}
+        vals = {name: _repr(get()) for name, get in calls.items()}  # values kept as their reprs
+        for space, obj in data.items():
+            for key, val in _list(_vars(obj).items()):
+                if _isinstance(val, plain) and not key.startswith("__"):
+                    vals[f"{space}.{key}"] = _repr(val)[:4096]
         for prefix, obj, attrs in flags:
             for a in attrs:
-                vals[f"{prefix}.{a}"] = _getattr(obj, a, None)
+                vals[f"{prefix}.{a}"] = _repr(_getattr(obj, a, None))
         return objs, vals
 
     def rebase() -> None:
@@ -181,7 +188,7 @@ def tripwire(spaces: dict[str, Any]):
                 return key
         for key, val in values.items():
             if vals.get(key) != val:
-                return f"{key} (was {val!r}, now {vals.get(key)!r})"
+                return f"{key} (was {val}, now {vals.get(key)})"
         return None
 
     rebase()
@@ -486,7 +493,7 @@ def main() -> None:
         except Exception:
             emit({"status": "error", "message": f"initialising CUDA failed in the evaluation process:\n{_tb()}"})
             return
-    changed, rebase = tripwire(_watched(torch, prob, T))
+    changed, rebase = tripwire(_watched(torch, prob, T), data={"problem": prob})
 
     def watch() -> None:
         what = changed()
