@@ -195,3 +195,22 @@ def test_a_sandbox_where_torch_cannot_use_the_gpu_is_one_sentence_not_a_verdict_
     assert r.returncode == 2, r.stdout + r.stderr
     assert "torch cannot use cuda:0 where candidates run (local sandbox:" in r.stderr
     assert "Traceback" not in r.stderr and "ERROR" not in r.stdout and "RUNTIME" not in r.stdout
+
+
+@needs_torch
+def test_bench_kernelbench_allow_op_lets_the_op_through_the_gate(tmp_path):
+    # KernelBench's published level-2 kernels keep convs in torch; --allow-op is how to compare
+    cands = tmp_path / "cands"
+    cands.mkdir()
+    shutil.copy(K / "candidates" / "cheat_torch_compute.py", cands / "1_ReLU.py")  # F.relu does the work
+    args = ["bench", "kernelbench", "--problems-dir", str(K / "problems"), "--level", "1", "--ids", "1",
+            "--candidates", str(cands), "--device", "cpu", "--shrink", "256", "--cache-dir", str(tmp_path / "c"),
+            "--runs-dir", str(tmp_path / "runs"), "--unsafe-no-sandbox"]
+    statuses = []
+    for extra in ([], ["--allow-op", "relu"]):
+        res = tmp_path / f"results{len(extra)}"
+        r = run([*args, "--out", str(res), *extra])
+        assert r.returncode == 0, r.stdout + r.stderr
+        data = json.loads((res / "kernelbench_level1_candidates.json").read_text())
+        statuses.append(data["problems"][0]["status"])
+    assert statuses == ["gate", "correct"]

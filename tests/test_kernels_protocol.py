@@ -327,6 +327,20 @@ def test_search_feeds_back_errors_and_picks_fastest_correct():
     assert [a.cid for a in res.attempts] == ["r0-t0", "r0-t1", "r0-t2", "r1-t0", "r1-t1", "r1-t2"]
 
 
+def test_the_prompt_names_the_ops_allow_op_let_through():
+    from assay.agent.models import ScriptedModel
+
+    prob = load_problem(PROBS / "level1" / "1_ReLU.py")
+    prompts = []
+    for allowed in ((), ("conv2d", "linear")):
+        model = ScriptedModel([block("# GOOD")])
+        search(prob, model, FakeEvaluator(), SearchConfig(samples=1, rounds=1, workers=1, allowed_ops=allowed))
+        prompts.append(model.calls[0][1]["content"])
+    assert "Exception:" not in prompts[0] and "no sys, gc, inspect, frames" in prompts[0]
+    assert "you may call these torch ops in forward, as functions or through their nn modules: conv2d, linear." \
+        in prompts[1]
+
+
 def test_search_stops_on_budget_and_pick_best_without_timing():
     from assay.agent.models import ScriptedModel
     from assay.types import Budget

@@ -204,7 +204,7 @@ def kernel_search(
     cfg = _config(device=device, backend=backend, tolerance=tolerance, trials=trials, baseline=baseline,
                   timing=timing, cache_dir=cache_dir, profile=True, time_on_cpu=False,
                   allow_ops=allow_op, compile_workers=4)
-    search_cfg = SearchConfig(samples=samples, rounds=rounds, backend=backend)
+    search_cfg = SearchConfig(samples=samples, rounds=rounds, backend=backend, allowed_ops=tuple(allow_op or ()))
     settings_id = _run_settings(cfg, search_cfg, settings.model)
     rid = run_id or run_id_for("kernel", [p.digest for p in probs], settings_id)
     store = open_store(settings, rid, settings_id)
@@ -313,6 +313,7 @@ def kernelbench(
     baseline: Baseline = "eager",
     timing: Timing = "synced",
     tolerance: Tolerance = None,
+    allow_op: AllowOps = None,
     shrink: Shrink = None,
     out: Path = typer.Option(Path("benches/results"), "--out", help="Where the JSON + markdown go."),
     cache_dir: CacheDir = None,
@@ -339,8 +340,8 @@ def kernelbench(
     _require_device(device, backend)
     cfg = _config(device=device, backend=backend, tolerance=tolerance, trials=5, baseline=baseline,
                   timing=timing, cache_dir=cache_dir, profile=candidates_dir is None,
-                  time_on_cpu=False, allow_ops=None, compile_workers=4)
-    search_cfg = SearchConfig(samples=samples, rounds=rounds, backend=backend)
+                  time_on_cpu=False, allow_ops=allow_op, compile_workers=4)
+    search_cfg = SearchConfig(samples=samples, rounds=rounds, backend=backend, allowed_ops=tuple(allow_op or ()))
     given: dict[str, str] = {}
     if candidates_dir is not None:
         if not candidates_dir.is_dir():

@@ -33,13 +33,17 @@ RULES_TEXT = """Rules (a static check rejects code that breaks them, before buil
   (torch.empty, .view, .contiguous, ...), but not call torch compute ops (matmul, conv, softmax, relu, ...)
   nor run nn modules; you may keep nn layers in __init__ only to hold weights.
 - Do not reference Model, use try/except, streams, threads, timers, caches across calls, data_ptr
-  keys in Python, tensor subclasses, or assign attributes on torch modules."""
+  keys in Python, tensor subclasses, or assign attributes on torch modules.
+- Do not reach into the interpreter or the process: no sys, gc, inspect, frames, private torch
+  attributes (torch._C, ...), files or subprocesses."""
 
 
-def initial_messages(problem: Problem, backend: str) -> list[dict[str, str]]:
+def initial_messages(problem: Problem, backend: str, allowed_ops: tuple[str, ...] = ()) -> list[dict[str, str]]:
+    allowed = (f"\n- Exception: you may call these torch ops in forward, as functions or through their nn "
+               f"modules: {', '.join(sorted(allowed_ops))}." if allowed_ops else "")
     user = (f"Here is a PyTorch reference architecture:\n\n```python\n{problem.source}\n```\n\n"
             f"Write `ModelNew`, a faster drop-in replacement that computes the same outputs with custom kernels. "
-            f"{_BACKEND_RULES.get(backend, '')}\n\n{RULES_TEXT}\n\n"
+            f"{_BACKEND_RULES.get(backend, '')}\n\n{RULES_TEXT}{allowed}\n\n"
             "Reply with the complete new module in one ```python block.")
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
@@ -64,6 +68,7 @@ class SearchConfig:
     backend: str = "triton"
     temperature: float | None = None
     workers: int = 4  # model calls in flight at once in the feedback rounds
+    allowed_ops: tuple[str, ...] = ()  # torch ops the gate lets through here (--allow-op): the prompt says so
 
 
 @dataclass
@@ -200,7 +205,7 @@ def search(problem: Problem, model: Any, evaluator: KernelEvaluator, config: Sea
            store: RunStore | None = None) -> SearchResult:
     """Samples, then feedback rounds. With a `store`, every round is saved and a re-run resumes."""
     result = SearchResult(problem.id)
-    base = initial_messages(problem, config.backend)
+    base = initial_messages(problem, config.backend, config.allowed_ops)
     files = RoundFiles(store, problem) if store is not None else None
     convo: dict[int, list[dict[str, str]]] = {}  # trajectory -> its last exchange
     for rnd in range(max(1, config.rounds)):
