@@ -38,6 +38,9 @@ def test_gate_rejection_names_the_rule_and_exits_1(tmp_path):
              "--cache-dir", str(tmp_path)])
     assert r.returncode == 1, r.stderr
     assert "GATE" in r.stdout and "[stream-thread]" in r.stdout
+    r = run(["kernel", "eval", "--problem", RELU, "--candidate", str(K / "candidates" / "cheat_torch_compute.py"),
+             "--cache-dir", str(tmp_path)])
+    assert r.returncode == 1 and "[torch-compute]" in r.stdout and "--allow-op conv2d" in r.stdout, r.stdout
 
 
 def test_without_torch_one_sentence_and_exit_2(tmp_path):

@@ -294,6 +294,9 @@ def kernel_eval(
     ev = _evaluator(cfg, sandbox, unsafe_no_sandbox) if g.ok else KernelEvaluator(cfg)  # a rejection needs no sandbox
     v = ev.evaluate(prob, source, candidate.stem)
     _print_verdict(out, v)
+    if "torch-compute" in v.gate_rules:
+        out.print("(torch does some of the work in forward; where that is allowed, let the op through with "
+                  "--allow-op, e.g. --allow-op conv2d, which also admits nn.Conv2d)")
     if json_out:
         write_json(json_out, v.to_dict())
     raise typer.Exit(0 if v.correct else 1)
