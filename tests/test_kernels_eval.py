@@ -108,6 +108,13 @@ def test_a_candidate_that_changes_what_both_sides_run_under_is_caught(ev, relu, 
     assert v.status == "tamper" and any(s in v.message for s in says), v.message
 
 
+def test_a_candidate_that_is_wrong_only_while_timed_is_caught(timed_ev, relu):
+    source = src("cheat_lazy_when_timed")
+    v = timed_ev.evaluate_built(relu, source, "lazy", timed_ev.build(relu, source))  # the gate bans the counter
+    assert v.status == "mismatch" and v.message.startswith("right when checked, wrong while timed"), v.message
+    assert "timed call " in v.message and " of 3 (device time)" in v.message and v.speedup is None
+
+
 def test_a_candidate_that_slows_the_reference_once_timed_is_caught(timed_ev, relu):
     source = src("cheat_slow_reference")
     v = timed_ev.evaluate_built(relu, source, "slow_ref", timed_ev.build(relu, source))

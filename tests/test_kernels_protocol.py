@@ -164,6 +164,11 @@ def test_device_mode_flushes_before_each_call_and_syncs_once():
     # rotated input buffers, and each call sits between a flush+record and a record
     assert timed[:4] == ["flush", "record", "call(0,)", "record"]
     assert [x for x in timed if x.startswith("call")] == ["call(0,)", "call(1,)", "call(2,)", "call(0,)"]
+    # the output of one chosen timed call (not a warm-up one) is kept for checking, in both modes
+    for mode in ("device", "synced"):
+        kept: list = []
+        T.measure(lambda x: ("out", x), [(0,), (1,), (2,)], g, mode=mode, warmup=2, trials=4, keep_at=2, kept=kept)
+        assert kept == [("out", 2)]
 
 
 def test_synced_mode_syncs_the_device_before_the_end_event():

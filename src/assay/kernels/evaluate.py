@@ -424,6 +424,11 @@ class KernelEvaluator:
     def _apply_timing(self, v: Verdict, t: dict) -> None:
         c = self.config
         v.timing = t
+        if t.get("wrong_while_timed"):
+            v.status = "mismatch"
+            v.message = ("right when checked, wrong while timed (work skipped once the checks seemed over, or "
+                         f"an output buffer reused by later calls): {t['wrong_while_timed']}")
+            return
         if t.get("stale_after_timing"):
             v.status = "stale"
             v.message = ("after the timing run the same input buffers got new values and the candidate's "

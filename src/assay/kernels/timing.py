@@ -63,8 +63,10 @@ class Stats:
 
 
 def measure(fn: Callable[..., Any], arg_sets: Sequence[Sequence[Any]], backend: Backend, *,
-            mode: str = "device", warmup: int = 10, trials: int = 100) -> list[float]:
-    """Per-call times (ms) of `fn` over `trials` calls, rotating through `arg_sets`."""
+            mode: str = "device", warmup: int = 10, trials: int = 100, keep_at: int = -1,
+            kept: list | None = None) -> list[float]:
+    """Per-call times (ms) of `fn` over `trials` calls, rotating through `arg_sets`. The output
+    of timed call `keep_at` is appended to `kept`, to be checked afterwards."""
     if mode not in ("device", "synced"):
         raise ValueError(f"unknown timing mode {mode!r}")
     if not arg_sets:
@@ -79,8 +81,10 @@ def measure(fn: Callable[..., Any], arg_sets: Sequence[Sequence[Any]], backend: 
         for i, (s, e) in enumerate(pairs):
             backend.flush()
             s.record()
-            fn(*arg_sets[i % r])
+            out = fn(*arg_sets[i % r])
             e.record()
+            if i == keep_at and kept is not None:
+                kept.append(out)
         backend.synchronize()
         times = [s.elapsed_time(e) for s, e in pairs]
     else:
@@ -89,11 +93,13 @@ def measure(fn: Callable[..., Any], arg_sets: Sequence[Sequence[Any]], backend: 
             backend.flush()
             backend.synchronize()  # the GPU is idle at the start event, so the launch cost counts
             s.record()
-            fn(*arg_sets[i % r])
+            out = fn(*arg_sets[i % r])
             backend.synchronize()
             e.record()
             backend.synchronize()
             times.append(s.elapsed_time(e))
+            if i == keep_at and kept is not None:
+                kept.append(out)
     return times
 
 

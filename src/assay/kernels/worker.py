@@ -365,10 +365,12 @@ def timing_module():
     return T
 
 
-def timing(prob, ref, new, device, spec: dict, T, watch=_nothing, rebase=_nothing) -> dict:
+def timing(prob, ref, new, device, spec: dict, T, watch=_nothing, rebase=_nothing, picks=(0,)) -> dict:
     """Candidate and baselines timed in turn by `T` (kernels/timing.py, imported before the
     candidate loaded); `watch()` after each measurement, `rebase()` after torch.compile's first
-    run (dynamo rebinds a few torch callables on it)."""
+    run (dynamo rebinds a few torch callables on it). In each of the candidate's measurements one
+    call, chosen by the next of `picks` (secret random numbers), has its output checked: a kernel
+    that does the work only when it is checked cannot know which timed call counts."""
     import torch
 
     ts = spec["timing"]
@@ -392,13 +394,20 @@ def timing(prob, ref, new, device, spec: dict, T, watch=_nothing, rebase=_nothin
             notes.append(f"torch.compile baseline failed: {type(e).__name__}: {str(e)[:300]}")
     out: dict[str, Any] = {"rotated_input_sets": nsets, "notes": notes, "backend": type(backend).__name__}
     runs: dict[str, dict[str, list]] = {n: {"device": [], "synced": []} for n in fns}
+    trials, tol, pick = int(ts.get("trials", 100)), spec.get("tolerance"), iter(picks)
     with torch.no_grad():
         for _ in range(int(ts.get("repeats", 1))):
             for name, fn in fns.items():  # interleaved so drift hits every callable alike
                 for mode in ts.get("modes", ["device", "synced"]):
+                    k, kept = (next(pick, 0) % trials, []) if name == "candidate" else (-1, None)
                     times = T.measure(fn, arg_sets, backend, mode=mode, warmup=int(ts.get("warmup", 10)),
-                                      trials=int(ts.get("trials", 100)))
+                                      trials=trials, keep_at=k, kept=kept)
                     watch()
+                    if kept:
+                        diff = compare(ref(*_clone(arg_sets[k % len(arg_sets)])), kept.pop(), tol)
+                        if diff:
+                            out["wrong_while_timed"] = f"timed call {k + 1} of {trials} ({mode} time): {diff}"
+                            return out
                     runs[name][mode].append(T.Stats.of(times).as_dict())
         # A cache keyed on input pointers would now return stale results: same buffers, new values.
         torch.manual_seed(seed + 2000)
@@ -408,7 +417,7 @@ def timing(prob, ref, new, device, spec: dict, T, watch=_nothing, rebase=_nothin
                 buf.copy_(val)
         got = new(*arg_sets[0])
         watch()
-        diff = compare(ref(*_clone(arg_sets[0])), got, spec.get("tolerance"))
+        diff = compare(ref(*_clone(arg_sets[0])), got, tol)
     out["runs"] = runs
     out["stale_after_timing"] = diff
     return out
@@ -494,6 +503,7 @@ def main() -> None:
             emit({"status": "error", "message": f"initialising CUDA failed in the evaluation process:\n{_tb()}"})
             return
     changed, rebase = tripwire(_watched(torch, prob, T), data={"problem": prob})
+    picks = [int.from_bytes(os.urandom(4), "little") for _ in range(64)]  # drawn before candidate code runs
 
     def watch() -> None:
         what = changed()
@@ -522,14 +532,14 @@ def main() -> None:
             watch()
             emit({"status": "built"})
             return
-        emit(_evaluate(prob, cand, device, spec, phase, watch, rebase, T))
+        emit(_evaluate(prob, cand, device, spec, phase, watch, rebase, T, picks))
     except Tampered as e:
         emit({"status": "tamper", "message": (
             f"after candidate code ran, {e} was no longer what it was before: the candidate changed the "
             "harness, torch, or the problem it is judged against")})
 
 
-def _evaluate(prob, cand, device, spec: dict, phase, watch, rebase, T) -> dict:
+def _evaluate(prob, cand, device, spec: dict, phase, watch, rebase, T, picks) -> dict:
     import torch
 
     if device.type == "cuda" and not torch.cuda.is_available():  # the machine's fault, not the candidate's
@@ -553,7 +563,7 @@ def _evaluate(prob, cand, device, spec: dict, phase, watch, rebase, T) -> dict:
     if result["status"] == "correct" and spec.get("timing"):
         phase("timing")  # both sides run, interleaved; a death there stays the candidate's
         try:
-            result["timing"] = timing(prob, ref, new, device, spec, T, watch, rebase)
+            result["timing"] = timing(prob, ref, new, device, spec, T, watch, rebase, picks)
         except Exception:
             result = {"status": "runtime", "message": f"the timing run raised:\n{_tb()}"}
     watch()
