@@ -144,6 +144,15 @@ def test_signs_of_a_forged_result_override_it(tmp_path, relu, monkeypatch, stdou
     assert r["status"] == "tamper" and says in r["message"], r
 
 
+def test_a_kernel_that_prints_a_lot_keeps_its_verdict(ev, relu):
+    # 2 MB of debug output over the checks: past the 1 MiB kept of a stream, which once dropped
+    # the result line with the rest; the candidate's stdout now goes to stderr
+    chatty = src("legit_triton_relu").replace(
+        "        x = x.contiguous()\n", "        print('debug ' + 'x' * 200000)\n        x = x.contiguous()\n", 1)
+    v = ev.evaluate(relu, chatty, "chatty")
+    assert v.correct, v.message
+
+
 def test_tolerance_is_per_dtype_and_overridable(tmp_path, relu):
     off = src("legit_triton_relu").replace("tl.maximum(x, 0.0)", "tl.maximum(x, 0.0) + 1e-3")
     strict = KernelEvaluator(EvalConfig(cache_dir=str(tmp_path)))

@@ -2,7 +2,8 @@
 
 Runs inside a sandboxed subprocess whose cwd is the candidate's build directory. It reads a
 nonce from stdin before any candidate code is loaded and prints its result as one line
-`@@ASSAY-RESULT <nonce> <json>`. In eval mode it also prints `@@ASSAY-PHASE <nonce> <side>`
+`@@ASSAY-RESULT <nonce> <json>` on stdout, which it keeps to itself (the candidate's fd 1 goes
+to stderr). In eval mode it also prints `@@ASSAY-PHASE <nonce> <side>`
 before each step (`reference`, `candidate-init`, `candidate`, `timing`), so that a process killed
 with no result (out of memory, say) can be blamed on the side that was running. Modes:
 
@@ -88,7 +89,7 @@ _GUARDED_EVENTS = frozenset({"sys._getframe", "sys._current_frames", "sys._curre
 _GUARDED_ATTRS = frozenset({"tb_frame", "gi_frame", "cr_frame", "ag_frame", "f_code", "__code__"})
 
 
-def audit_guard(candidate_file: str):
+def audit_guard(candidate_file: str, out_fd: int = 1):
     """An audit hook that ends the process, saying what and where, when such an event is asked
     for by the candidate's own code: the nearest frame that is not the standard library's
     (inspect or logging asking on someone's behalf pass the request to their caller). Torch and
@@ -125,7 +126,7 @@ def audit_guard(candidate_file: str):
             if frame is not None and frame.f_code.co_filename in names:
                 what = {"object.__getattr__": f".{args[1]}" if len(args) > 1 else "",
                         "open": f"open({args[0]!r})" if args else ""}.get(event, event)
-                write(1, f"\n{TAMPER} line {frame.f_lineno} of the candidate asked for {what}\n".encode())
+                write(out_fd, f"\n{TAMPER} line {frame.f_lineno} of the candidate asked for {what}\n".encode())
                 leave(TAMPER_EXIT)
         finally:
             inside[0] = False
@@ -470,13 +471,18 @@ def main() -> None:
             os.environ[key] = os.path.abspath(os.environ[key])
     sys.path.insert(0, os.getcwd())
     spec = json.loads(Path(sys.argv[1]).read_text())
-    write, dumps, stdout = os.write, json.dumps, sys.stdout  # as they are before candidate code runs
+    write, dumps = os.write, json.dumps  # as they are before candidate code runs
+    # The protocol keeps stdout to itself: fd 1 (print, C printf, a kernel's printf) now goes to
+    # stderr, so a candidate's output can neither crowd the result line out of the capped stdout
+    # nor be mistaken for it.
+    sys.stdout.flush()
+    proto = os.dup(1)
+    os.dup2(2, 1)
 
     def say(text: str) -> None:
-        stdout.flush()
         data = text.encode()
         while data:
-            data = data[write(1, data):]
+            data = data[write(proto, data):]
 
     def emit(obj: dict) -> None:
         say(f"\n{MARK} {nonce} {dumps(obj)}\n")
@@ -510,7 +516,7 @@ def main() -> None:
         if what:
             raise Tampered(what)
 
-    sys.addaudithook(audit_guard(spec["candidate_file"]))
+    sys.addaudithook(audit_guard(spec["candidate_file"], proto))
     try:
         try:
             cand = _load(spec["candidate_file"], "candidate")
