@@ -200,11 +200,10 @@ class _Gate:
         self.out: list[Violation] = []
         self.aliases: dict[str, str] = {}  # local name -> canonical dotted module/object
         self.consts: dict[str, str] = {}  # module-level name -> string constant
-        self.funcs: dict[str, ast.FunctionDef] = {}  # module-level functions
+        self.top_level: dict[str, ast.AST] = {}  # module-level name -> its def, class or value (last wins)
         self.jit: set[str] = set()  # names of @triton.jit functions
         self.ext_names: set[str] = set()  # module names / self attrs bound to load_inline(...)
         self.ext_fns: set[str] = set()  # names / self attrs bound to one of its functions
-        self.kernels: set[str] = set()
 
     def add(self, rule: str, node: ast.AST | int, detail: str) -> None:
         line = node if isinstance(node, int) else getattr(node, "lineno", 0)
@@ -272,6 +271,7 @@ class _Gate:
 
     def collect(self) -> None:
         self.inner_attrs = {id(n.value) for n in ast.walk(self.tree) if isinstance(n, ast.Attribute)}
+        self.call_funcs = {id(n.func) for n in ast.walk(self.tree) if isinstance(n, ast.Call)}  # what is called
         for node in ast.walk(self.tree):
             if isinstance(node, ast.Import):
                 for a in node.names:
@@ -306,10 +306,12 @@ class _Gate:
         for node in self.tree.body:
             if isinstance(node, ast.Assign):
                 for t in node.targets:
-                    if isinstance(t, ast.Name) and self.is_load_inline(node.value):
-                        self.ext_names.add(t.id)
-            elif isinstance(node, ast.FunctionDef):
-                self.funcs[node.name] = node
+                    if isinstance(t, ast.Name):
+                        self.top_level[t.id] = node.value
+                        if self.is_load_inline(node.value):
+                            self.ext_names.add(t.id)
+            elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                self.top_level[node.name] = node
         for node in ast.walk(self.tree):  # self.ext = load_inline(...), or = a module-level extension
             if isinstance(node, ast.Assign) and (self.is_load_inline(node.value) or (
                     isinstance(node.value, ast.Name) and node.value.id in self.ext_names)):
@@ -452,7 +454,7 @@ class _Gate:
                 todo.extend(self.reached_from(sub, owner, runs))
                 if runs or isinstance(sub, ast.Lambda):
                     self.check_forward_node(sub, owner, local)
-                elif isinstance(sub, ast.Attribute) and not self.is_call_func(node, sub):
+                elif isinstance(sub, ast.Attribute) and id(sub) not in self.call_funcs:
                     self.check_reference(sub)
 
     def lineage(self, cls: ast.ClassDef) -> list[ast.ClassDef]:
@@ -484,10 +486,6 @@ class _Gate:
             todo.extend(c for c in ast.iter_child_nodes(n)
                         if not (isinstance(c, ast.FunctionDef) and any(self.is_jit_decorator(d) for d in c.decorator_list)))
 
-    @staticmethod
-    def is_call_func(root: ast.AST, node: ast.AST) -> bool:
-        return any(isinstance(c, ast.Call) and c.func is node for c in ast.walk(root))
-
     def reached_from(self, node: ast.AST, owner: ast.ClassDef | None, runs: bool) -> list:
         """What `node` (inside a reached body or value) adds to the forward path."""
         out: list[tuple[ast.AST, ast.ClassDef | None, bool]] = []
@@ -498,7 +496,7 @@ class _Gate:
             if isinstance(top, ast.FunctionDef) and node.id not in self.jit:
                 out.append((top, None, True))
             elif isinstance(top, ast.ClassDef):
-                called = runs and id(node) in self.called_names
+                called = runs and id(node) in self.call_funcs  # Helper(x) per call: its __init__ runs too
                 out.extend((m, top, True) for name, m in self.methods(top).items() if name != "__init__" or called)
             elif top is not None and not isinstance(top, (ast.FunctionDef, ast.ClassDef)) \
                     and node.id not in self.ext_names:
@@ -512,23 +510,6 @@ class _Gate:
                 out.append((method, owner, True))
             out.extend((v, owner, False) for v in self.self_values(owner).get(node.attr, []))
         return out
-
-    @property
-    def top_level(self) -> dict[str, ast.AST]:
-        """Module-level names -> their def, class, or assigned value (the last binding wins)."""
-        if not hasattr(self, "_top"):
-            self._top: dict[str, ast.AST] = {}
-            for node in self.tree.body:
-                if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
-                    self._top[node.name] = node
-                elif isinstance(node, ast.Assign):
-                    for t in node.targets:
-                        if isinstance(t, ast.Name):
-                            self._top[t.id] = node.value
-            # `Helper(x)` in a reached body: Helper.__init__ runs per call too
-            self.called_names = {id(n.func) for n in ast.walk(self.tree)
-                                 if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
-        return self._top
 
     def self_values(self, cls: ast.ClassDef) -> dict[str, list[ast.AST]]:
         """self.<attr> -> the values any method of `cls` (or of its bases here) assigns to it."""
@@ -643,7 +624,7 @@ class _Gate:
                     self.add("torch-compute", node, f".{f.attr}() in the forward path")
                 elif f.attr in MUTATING_METHODS and self.state_root(f.value, local):
                     self.add("output-cache", node, f"{ast.unparse(f)}() keeps state across calls")
-            elif isinstance(f, ast.Name) and f.id in self.funcs and f.id in self.jit:
+            elif isinstance(f, ast.Name) and isinstance(self.top_level.get(f.id), ast.FunctionDef) and f.id in self.jit:
                 self.add("no-kernel", node, f"{f.id} is @triton.jit but called without a grid")
             for arg in list(node.args) + [k.value for k in node.keywords]:  # functools.partial(torch.relu)
                 if isinstance(arg, ast.Attribute):

@@ -526,17 +526,16 @@ def main() -> None:
             return
         watch()
         if spec["mode"] == "compile":
+            built = {"status": "built"}
             try:
                 torch.manual_seed(int(spec.get("seed", 42)))
                 cand.ModelNew(*list(prob.get_init_inputs()))
             except Exception:
                 text = _tb(8000)
                 if "Error building extension" in text or "ninja" in text.lower():
-                    watch()
-                    emit({"status": "compile", "message": f"building the extension failed:\n{text}"})
-                    return
+                    built = {"status": "compile", "message": f"building the extension failed:\n{text}"}
             watch()
-            emit({"status": "built"})
+            emit(built)
             return
         emit(_evaluate(prob, cand, device, spec, phase, watch, rebase, T, picks))
     except Tampered as e:
