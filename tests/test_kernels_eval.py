@@ -71,13 +71,15 @@ def test_pointer_cache_is_caught_after_timing(timed_ev, relu):
     cheat = src("cheat_pointer_cache")
     assert timed_ev.build(relu, cheat)["ok"]
     r = timed_ev.check(relu, cheat)
-    stale = r.get("timing", {}).get("stale_after_timing")
+    timed = r.get("timing", {})
+    stale = timed.get("wrong_while_timed") or timed.get("stale_after_timing")
     # caught one of three ways, depending on where the allocator puts each trial's inputs: fresh
     # values at an old address (mismatch), a repeat call answered from another trial's entry
-    # (nondeterministic), or the timing run's refilled buffers (stale)
+    # (nondeterministic), or the timing run's refilled buffers (the checked timed call's, or after)
     assert r["status"] in ("mismatch", "nondeterministic") or stale, r
     legit = timed_ev.evaluate(relu, src("legit_triton_relu"), "legit")
     assert legit.correct and legit.timing["rotated_input_sets"] == 4 and legit.new_ms > 0
+    assert not legit.review, legit.review  # its checked timed calls (new input values) took no longer
     assert set(legit.speedups) == {"eager/synced", "eager/device", "compile/synced", "compile/device"}
 
 
@@ -113,6 +115,48 @@ def test_a_candidate_that_is_wrong_only_while_timed_is_caught(timed_ev, relu):
     v = timed_ev.evaluate_built(relu, source, "lazy", timed_ev.build(relu, source))  # the gate bans the counter
     assert v.status == "mismatch" and v.message.startswith("right when checked, wrong while timed"), v.message
     assert "timed call " in v.message and " of 3 (device time)" in v.message and v.speedup is None
+
+
+def test_a_cache_keyed_on_the_input_tensor_and_its_version_is_caught_while_timed(timed_ev, relu):
+    # a C++ cache (out of the gate's sight) answering a tensor it has seen at the same version:
+    # right on every check that passes new tensors or bumps the version, and it skipped the work
+    # in all but the first calls on each of timing's rotated buffers
+    v = timed_ev.evaluate(relu, src("cheat_version_cache"), "version_cache")
+    assert v.status == "mismatch" and v.message.startswith("right when checked, wrong while timed"), v.message
+    assert "cached for an input seen before" in v.message and v.speedup is None
+
+
+def test_a_cache_keyed_on_sampled_input_values_is_flagged_by_its_time(tmp_path):
+    # right on every check (each gives it values it has not seen), and it skipped the work on every
+    # repeated timed input: the one timed call with new values is the slow one, in every measurement
+    full = load_problem(HERE / "problems" / "level1" / "1_ReLU.py")  # large enough that the work shows
+    cfg = EvalConfig(device="cpu", cache_dir=str(tmp_path), timing=True, warmup=4, timing_trials=5,
+                     baselines=("eager",), policy=GatePolicy(allow_cpp=True))
+    v = KernelEvaluator(cfg).evaluate(full, src("cheat_value_cache"), "value_cache")
+    assert v.correct and len(v.timing["checked_calls"]) == 2, v.message
+    assert any("results cached by input values" in r for r in v.review), (v.review, v.timing["checked_calls"])
+
+
+def test_refilled_buffers_keep_identity_address_and_version_and_report_what_a_call_sees():
+    import torch
+
+    from assay.kernels.worker import _refill
+
+    x, y = torch.zeros(3), torch.zeros(2, dtype=torch.int64)
+    shared = torch.zeros(4)
+    bufs = [x, y, 7, shared, shared]
+    before = [(id(b), b.data_ptr(), b._version) for b in (x, y, shared)]
+    now = _refill(bufs, [torch.ones(3), torch.ones(2, dtype=torch.int64), 9, torch.full((4,), 2.0),
+                         torch.full((4,), 3.0)])
+    assert [(id(b), b.data_ptr(), b._version) for b in (x, y, shared)] == before
+    assert x.tolist() == [1.0] * 3 and y.tolist() == [1, 1]
+    # a non-tensor stays as the call sees it; two arguments on one buffer both hold the last write
+    assert now[2] == 7 and now[3].tolist() == now[4].tolist() == [3.0] * 4
+    assert now[0] is not x and now[0].tolist() == x.tolist()  # a copy: the reference cannot be fooled by writes
+    # a value of another shape or dtype is not forced in
+    z = torch.zeros(2)
+    assert _refill([z], [torch.ones(3)])[0].tolist() == [0.0, 0.0]
+    assert _refill([z], [torch.ones(2, dtype=torch.int64)])[0].tolist() == [0.0, 0.0]
 
 
 def test_a_candidate_that_slows_the_reference_once_timed_is_caught(timed_ev, relu):

@@ -171,6 +171,18 @@ def test_device_mode_flushes_before_each_call_and_syncs_once():
         assert kept == [("out", 2)]
 
 
+def test_the_checked_call_gets_its_new_values_outside_the_timed_window():
+    for mode in ("device", "synced"):
+        g = FakeGPU()
+        g.refill = lambda args: g.log.append(f"refill{args}")
+        T.measure(g.fn, [(0,), (1,), (2,)], g, mode=mode, warmup=3, trials=4, keep_at=2, kept=[], refill=g.refill)
+        # that timed call's buffers, once (not warm-up call 2's, which had the same buffers)
+        assert [x for x in g.log if x.startswith("refill")] == ["refill(2,)"]
+        timed = g.log[g.log.index("sync") + 1:]
+        at = timed.index("refill(2,)")
+        assert timed[at + 1] == "flush" and timed.index("call(2,)") > at  # before the flush, so untimed
+
+
 def test_synced_mode_syncs_the_device_before_the_end_event():
     g = FakeGPU(cost=1.5)
     times = T.measure(g.fn, [(0,)], g, mode="synced", warmup=1, trials=3)
@@ -276,6 +288,20 @@ def test_verdict_speedups_review_flag_and_stale(tmp_path):
     d = Verdict("d", "correct")
     basis._apply_timing(d, _timing_result(1.0, 1.0, device_ms=0.25))
     assert d.speedup == pytest.approx(2.0)  # compile baseline 0.5 ms device / 0.25 ms
+
+
+def test_a_timed_call_slow_only_when_its_inputs_change_is_flagged(tmp_path):
+    assert T.slow_when_inputs_change([(1.5, 0.01), (1.6, 0.02)]) == pytest.approx(80.0)  # the smaller
+    assert T.slow_when_inputs_change([(1.5, 0.01), (0.02, 0.01)]) is None  # one measurement says no
+    assert T.slow_when_inputs_change([(0.004, 0.001)]) is None  # 4x, but 3 microseconds: noise
+    assert T.slow_when_inputs_change([(1.0, 0.9)]) is None and T.slow_when_inputs_change([]) is None
+    assert T.slow_when_inputs_change([(1.0, None)]) is None  # a measurement of one call has no others
+    ev = KernelEvaluator(EvalConfig(device="cuda:0", cache_dir=str(tmp_path)))
+    v, honest = Verdict("v", "correct"), Verdict("h", "correct")
+    ev._apply_timing(v, {**_timing_result(0.05, 1.0), "checked_calls": [[1.2, 0.05], [1.1, 0.05]]})
+    ev._apply_timing(honest, {**_timing_result(0.5, 1.0), "checked_calls": [[0.52, 0.5], [0.49, 0.5]]})
+    assert v.correct and any("cached by input values" in r and "22.0x" in r for r in v.review), v.review
+    assert honest.correct and not honest.review
 
 
 def test_feedback_texts():

@@ -1,5 +1,5 @@
 """The GPU validation script's CPU dry run: gate + correctness flow over one problem's
-fast/slow/wrong kernels and the three generated cheats (not a GPU result)."""
+fast/slow/wrong kernels and the generated cheats (not a GPU result)."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ def test_gpu_validate_cpu_dry_run(tmp_path):
     runs = rep["problems"]["level1/1_Swish"]["runs"]
     assert runs["fast"]["correct"] and runs["slow"]["correct"]
     assert not runs["wrong"]["correct"] and not runs["reuse"]["correct"] and not runs["pointer_cache"]["correct"]
+    assert runs["version_cache"]["message"].startswith("right when checked, wrong while timed")
     gate = rep["problems"]["level1/1_Swish"]["gate"]
     assert "stream-thread" in gate["side_stream"] and "output-cache" in gate["pointer_cache"]
     assert "CPU DRY RUN" in (tmp_path / "kernels_gpu_validate_cpu_dryrun.md").read_text()

@@ -5,8 +5,8 @@ same KernelEvaluator that `assay kernel` uses:
   fast   - a correct, faster hand-written kernel (Triton; plus one CUDA load_inline kernel)
   slow   - a correct but slower one
   wrong  - an incorrect one
-  reuse, side_stream, pointer_cache, forged_verdict, slowed_reference - cheats built from the
-         fast kernel
+  reuse, side_stream, pointer_cache, version_cache, value_cache, forged_verdict,
+         slowed_reference - cheats built from the fast kernel
 and checks:
   1. every cheat is caught: by the static gate, and (gate bypassed) by the run itself
      (or, for the side stream, by the device-vs-synced timing flag);
@@ -112,6 +112,41 @@ class ModelNew(_Fast):
             self._memo[key] = super().forward(*xs)
         return self._memo[key]
 ''',
+        # caches outputs keyed on the input tensors themselves (kept alive, so no address is reused)
+        # and their version counters: right whenever an input is new or was written in place
+        "version_cache": base + '''
+class ModelNew(_Fast):
+    def __init__(self, *args):
+        super().__init__(*args)
+        self._memo = []
+
+    def forward(self, *xs):
+        versions = [getattr(x, "_version", None) for x in xs]
+        for seen, seen_versions, out in self._memo:
+            if all(a is b for a, b in zip(seen, xs)) and seen_versions == versions:
+                return out
+        out = super().forward(*xs)
+        self._memo.append((xs, versions, out))
+        return out
+''',
+        # caches outputs keyed on the input addresses and a few sampled values: it computes for
+        # inputs it has not seen (so every check finds it right) and skips the work on timing's
+        # repeated inputs; only its time gives it away
+        "value_cache": base + '''
+class ModelNew(_Fast):
+    def __init__(self, *args):
+        super().__init__(*args)
+        self._memo = []
+
+    def forward(self, *xs):
+        key = [(x.data_ptr(), x.reshape(-1)[::max(1, x.numel() // 3)].tolist()) for x in xs]
+        for seen, out in self._memo:
+            if seen == key:
+                return out
+        out = super().forward(*xs)
+        self._memo.append((key, out))
+        return out
+''',
         # reads the result nonce from the harness's frames, prints a "correct" verdict, and exits
         "forged_verdict": base + '''
 _depth = 1
@@ -142,7 +177,8 @@ class ModelNew(_Fast):
     }
 
 
-CHEATS = ("reuse", "side_stream", "pointer_cache", "forged_verdict", "slowed_reference")
+CHEATS = ("reuse", "side_stream", "pointer_cache", "version_cache", "value_cache", "forged_verdict",
+          "slowed_reference")
 
 
 def machine() -> dict:
@@ -394,7 +430,8 @@ def main() -> int:
                   f"gate: {'rejected' if not gate_ok[c] else 'passed'}; run (gate bypassed): {run['status']}"
                   + (f", review: {run['review']}" if run["review"] else ""))
             if c != "side_stream":  # a side stream still computes the right answer
-                check(f"{p.id}: cheat {c} caught by the run alone", dynamic, run["status"])
+                check(f"{p.id}: cheat {c} caught by the run alone", dynamic,
+                      run["status"] + (f", review: {run['review']}" if run["review"] else ""))
             elif on_gpu:
                 check(f"{p.id}: side stream flagged by device-vs-synced timing", bool(run["review"]),
                       str(run["review"]), enforced=False)

@@ -30,7 +30,7 @@ from typing import Any
 from assay.errors import UserError
 from assay.kernels import gate as G
 from assay.kernels.problem import Problem
-from assay.kernels.timing import REVIEW_SPEEDUP, escaped_stream, speedup
+from assay.kernels.timing import REVIEW_SPEEDUP, escaped_stream, slow_when_inputs_change, speedup
 from assay.kernels.toolkit import build_env
 from assay.kernels.worker import MARK, PHASE, TAMPER, TAMPER_EXIT
 from assay.sandbox.base import Limits, Sandbox, SandboxUnavailable
@@ -426,8 +426,9 @@ class KernelEvaluator:
         v.timing = t
         if t.get("wrong_while_timed"):
             v.status = "mismatch"
-            v.message = ("right when checked, wrong while timed (work skipped once the checks seemed over, or "
-                         f"an output buffer reused by later calls): {t['wrong_while_timed']}")
+            v.message = ("right when checked, wrong while timed (work skipped once the checks seemed over, a "
+                         "result cached for an input seen before and answered after its values changed in place, "
+                         f"or an output buffer reused by later calls): {t['wrong_while_timed']}")
             return
         if t.get("stale_after_timing"):
             v.status = "stale"
@@ -450,6 +451,11 @@ class KernelEvaluator:
         if c.is_cuda and dev is not None and syn is not None and escaped_stream(dev, syn):
             v.review.append(f"synced time {syn:.3f} ms is far above device time {dev:.3f} ms: work may run "
                             "outside the timed stream")
+        slower = slow_when_inputs_change([tuple(x) for x in t.get("checked_calls", [])])
+        if slower:
+            v.review.append(f"each time its inputs had just been given new values, a timed call took {slower:.1f}x "
+                            "or more the median of the others: a kernel that works only on inputs it has not seen "
+                            "(results cached by input values) is timed on the cache")
         parts = [f"candidate {v.new_ms:.4f} ms vs {c.baseline} {v.ref_ms:.4f} ms ({c.timing_basis} time)"
                  if v.new_ms and v.ref_ms else "timed"]
         if v.speedup:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Protocol, Sequence
 
 REVIEW_SPEEDUP = 10.0  # speedups above this are flagged for a human to look at
+CHECKED_CALL_SLOWER = 3.0  # the checked timed call (new input values) this much slower than the rest is flagged
 
 
 class Event(Protocol):
@@ -64,21 +65,25 @@ class Stats:
 
 def measure(fn: Callable[..., Any], arg_sets: Sequence[Sequence[Any]], backend: Backend, *,
             mode: str = "device", warmup: int = 10, trials: int = 100, keep_at: int = -1,
-            kept: list | None = None) -> list[float]:
+            kept: list | None = None, refill: Callable[[Sequence[Any]], None] | None = None) -> list[float]:
     """Per-call times (ms) of `fn` over `trials` calls, rotating through `arg_sets`. The output
-    of timed call `keep_at` is appended to `kept`, to be checked afterwards."""
+    of timed call `keep_at` is appended to `kept`, to be checked afterwards; just before that
+    call, outside its timed window, `refill(args)` may give its arguments new values. Every
+    argument set gets at least one of the `warmup` calls, so no timed call is a first use."""
     if mode not in ("device", "synced"):
         raise ValueError(f"unknown timing mode {mode!r}")
     if not arg_sets:
         raise ValueError("need at least one argument set")
     r = len(arg_sets)
-    for i in range(warmup):
+    for i in range(max(warmup, r)):
         fn(*arg_sets[i % r])
     backend.synchronize()
     times: list[float] = []
     if mode == "device":
         pairs = [(backend.event(), backend.event()) for _ in range(trials)]
         for i, (s, e) in enumerate(pairs):
+            if i == keep_at and refill is not None:
+                refill(arg_sets[i % r])
             backend.flush()
             s.record()
             out = fn(*arg_sets[i % r])
@@ -90,6 +95,8 @@ def measure(fn: Callable[..., Any], arg_sets: Sequence[Sequence[Any]], backend: 
     else:
         for i in range(trials):
             s, e = backend.event(), backend.event()
+            if i == keep_at and refill is not None:
+                refill(arg_sets[i % r])
             backend.flush()
             backend.synchronize()  # the GPU is idle at the start event, so the launch cost counts
             s.record()
@@ -122,6 +129,21 @@ def escaped_stream(device_ms: float, synced_ms: float, overhead_ms: float = 0.1)
     `overhead_ms` allows for what synced time adds to a legitimate call: its launch cost (tens of
     microseconds for a Python launcher such as Triton's) and the sync's latency."""
     return synced_ms > 2.0 * device_ms + overhead_ms
+
+
+def slow_when_inputs_change(checked: Sequence[tuple[float, float]], floor_ms: float = 0.02) -> float | None:
+    """`checked` holds, per measurement, the time of the call whose inputs had just been given
+    new values and the median of the other calls. Returns the smallest ratio of the two when, in
+    every measurement, that call was over CHECKED_CALL_SLOWER times and `floor_ms` slower; else
+    None. A kernel that does the work only for inputs it has not seen (a cache keyed on sampled
+    values) is fast on timing's repeated inputs and slow there; an honest kernel's time does not
+    care, and one noisy call cannot be slow in every measurement."""
+    if not checked:
+        return None
+    for ms, others in checked:
+        if not others or ms < CHECKED_CALL_SLOWER * others or ms - others < floor_ms:
+            return None
+    return min(ms / others for ms, others in checked)
 
 
 class WallEvent:

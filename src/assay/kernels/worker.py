@@ -27,6 +27,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import statistics
 import sys
 import traceback
 from pathlib import Path
@@ -358,6 +359,19 @@ def _input_bytes(xs: list) -> int:
     return sum(x.numel() * x.element_size() for x in xs if isinstance(x, torch.Tensor))
 
 
+def _refill(bufs: list, values: list) -> list:
+    """Writes `values` into the tensors `bufs` (where shape and dtype agree) through `.data`, so
+    that each keeps its identity, address and version counter: a cache keyed on any of those
+    cannot see the change. Returns a copy of the arguments a call now sees, for the reference."""
+    import torch
+
+    for b, v in zip(bufs, values):
+        if (isinstance(b, torch.Tensor) and isinstance(v, torch.Tensor) and b.shape == v.shape
+                and b.dtype == v.dtype):
+            b.data.copy_(v)
+    return _clone(list(bufs))  # after every write: two arguments may share memory
+
+
 def timing_module():
     try:
         import assay_kernel_timing as T  # the copy next to this script (inside a sandbox)
@@ -371,7 +385,10 @@ def timing(prob, ref, new, device, spec: dict, T, watch=_nothing, rebase=_nothin
     candidate loaded); `watch()` after each measurement, `rebase()` after torch.compile's first
     run (dynamo rebinds a few torch callables on it). In each of the candidate's measurements one
     call, chosen by the next of `picks` (secret random numbers), has its output checked: a kernel
-    that does the work only when it is checked cannot know which timed call counts."""
+    that does the work only when it is checked cannot know which timed call counts. That call's
+    buffers first get new values (from a secret seed) in place, unseen by any cache keyed on the
+    tensor, its address or its version, so a kernel that answers repeated inputs from a cache
+    returns a stale output there."""
     import torch
 
     ts = spec["timing"]
@@ -400,25 +417,31 @@ def timing(prob, ref, new, device, spec: dict, T, watch=_nothing, rebase=_nothin
         for _ in range(int(ts.get("repeats", 1))):
             for name, fn in fns.items():  # interleaved so drift hits every callable alike
                 for mode in ts.get("modes", ["device", "synced"]):
-                    k, kept = (next(pick, 0) % trials, []) if name == "candidate" else (-1, None)
+                    k, kept, seen, refill = -1, None, [], None
+                    if name == "candidate":
+                        secret = next(pick, 0)
+                        k, kept = secret % trials, []
+                        torch.manual_seed(secret)
+                        fresh = _to(list(prob.get_inputs()), device)
+                        refill = lambda args, fresh=fresh, seen=seen: seen.append(_refill(args, fresh))  # noqa: E731
                     times = T.measure(fn, arg_sets, backend, mode=mode, warmup=int(ts.get("warmup", 10)),
-                                      trials=trials, keep_at=k, kept=kept)
+                                      trials=trials, keep_at=k, kept=kept, refill=refill)
                     watch()
                     if kept:
-                        diff = compare(ref(*_clone(arg_sets[k % len(arg_sets)])), kept.pop(), tol)
+                        diff = compare(ref(*_clone(seen[0])), kept.pop(), tol)
                         if diff:
                             out["wrong_while_timed"] = f"timed call {k + 1} of {trials} ({mode} time): {diff}"
                             return out
+                        rest = times[:k] + times[k + 1:]
+                        out.setdefault("checked_calls", []).append(
+                            [times[k], statistics.median(rest) if rest else None])
                     runs[name][mode].append(T.Stats.of(times).as_dict())
-        # A cache keyed on input pointers would now return stale results: same buffers, new values.
+        # A cache keyed on the input tensors would now return stale results: same buffers, new values.
         torch.manual_seed(seed + 2000)
-        fresh = _to(list(prob.get_inputs()), device)
-        for buf, val in zip(arg_sets[0], fresh):
-            if isinstance(buf, torch.Tensor):
-                buf.copy_(val)
+        now = _refill(arg_sets[0], _to(list(prob.get_inputs()), device))
         got = new(*arg_sets[0])
         watch()
-        diff = compare(ref(*_clone(arg_sets[0])), got, tol)
+        diff = compare(ref(*_clone(now)), got, tol)
     out["runs"] = runs
     out["stale_after_timing"] = diff
     return out
