@@ -137,6 +137,17 @@ def test_a_cache_keyed_on_sampled_input_values_is_flagged_by_its_time(tmp_path):
     assert any("results cached by input values" in r for r in v.review), (v.review, v.timing["checked_calls"])
 
 
+def test_a_problem_whose_output_ignores_its_input_is_flagged_on_every_correct_verdict(ev, relu):
+    # KernelBench level 2 problem 80's shape: the output is zero whatever the input, so a kernel
+    # that writes zeros without reading x is correct there, and any speedup is meaningless
+    const = load_problem(HERE / "problems" / "level2" / "3_Max_Subtract_ReLU.py")
+    v = ev.evaluate(const, src("cheat_constant_output"), "zeros")
+    assert v.correct and v.reference_change == 0.0, v.message
+    assert any("a kernel that returns a constant would pass this problem" in r for r in v.review), v.review
+    honest = ev.evaluate(relu, src("legit_triton_relu"), "legit")  # relu's output follows its input
+    assert honest.correct and not honest.review and honest.reference_change > 0.1
+
+
 def test_refilled_buffers_keep_identity_address_and_version_and_report_what_a_call_sees():
     import torch
 

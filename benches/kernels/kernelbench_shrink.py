@@ -12,7 +12,10 @@ model-written, so no sandbox) and records which run, which fail and why.
 With --protocol it also puts each problem that runs through assay's correctness protocol
 (kernels/evaluate.py, in the local sandbox, gate and build skipped) with a candidate that is the
 reference itself renamed to ModelNew: the same computation must be judged correct, so anything
-else is a false rejection by the protocol (or a problem no candidate could pass).
+else is a false rejection by the protocol (or a problem no candidate could pass). It also records
+how far each reference's output moves between the trials' inputs (`reference_change`, the smallest
+atol=rtol at which a kernel returning one fixed output would pass) and lists the problems where
+a constant would pass at the default tolerance (1e-4) or at KernelBench's (1e-2).
 
 Writes benches/results/<--name, default kernelbench_shrink_cpu>.{json,md}. The KernelBench checkout is
 third-party data and is not committed.
@@ -90,10 +93,16 @@ def protocol_verdicts(problems: list, workers: int) -> dict[str, dict]:
         source = re.sub(r"super\(Model, self\)", "super(ModelNew, self)", source)
         # nothing to build (no extension): straight to the fresh-process correctness check
         v = ev.evaluate_built(p, source, "reference-as-candidate", {"ok": True, "status": "built"})
-        return p.id, {"status": v.status, "message": v.message[:300]}
+        return p.id, {"status": v.status, "message": v.message[:300], "review": v.review,
+                      "reference_change": v.reference_change}
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return dict(pool.map(one, problems))
+
+
+def constant_passes(row: dict, tol: float) -> bool:
+    change = row.get("protocol", {}).get("reference_change")
+    return row.get("protocol", {}).get("status") == "correct" and change is not None and change <= tol
 
 
 def main() -> int:
@@ -130,10 +139,13 @@ def main() -> int:
                           f"{r['protocol']['message'][:200]}", flush=True)
     by_level: dict[str, dict[str, int]] = {}
     for r in rows:
-        lv = by_level.setdefault(r["problem_id"].split("/")[0], {"problems": 0, "ok": 0, "protocol_correct": 0})
+        lv = by_level.setdefault(r["problem_id"].split("/")[0], {"problems": 0, "ok": 0, "protocol_correct": 0,
+                                                                  "constant_passes_1e-4": 0, "constant_passes_1e-2": 0})
         lv["problems"] += 1
         lv["ok"] += r["status"] == "ok"
         lv["protocol_correct"] += r.get("protocol", {}).get("status") == "correct"
+        for tol in ("1e-4", "1e-2"):
+            lv[f"constant_passes_{tol}"] += constant_passes(r, float(tol))
     result = {
         "command": "python " + " ".join(shlex.quote(x) for x in [os.path.relpath(__file__, ROOT)] + sys.argv[1:]),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -151,9 +163,11 @@ def main() -> int:
              f"- date: {result['date']}; KernelBench commit: {a.kernelbench_commit or 'not given'}",
              f"- machine: {m['nproc']} CPUs ({m['cpu']}), Python {m['python']}, torch {m['torch']}; "
              f"wall {result['wall_s']} s", "",
-             "| level | problems | reference runs shrunken on CPU | reference-as-candidate judged correct |",
-             "|---|---|---|---|"]
-    lines += [f"| {lv} | {c['problems']} | {c['ok']} | {c['protocol_correct'] if a.protocol else 'not run'} |"
+             "| level | problems | reference runs shrunken on CPU | reference-as-candidate judged correct "
+             "| a constant output would pass (1e-4 / 1e-2) |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {lv} | {c['problems']} | {c['ok']} | {c['protocol_correct'] if a.protocol else 'not run'} | "
+              + (f"{c['constant_passes_1e-4']} / {c['constant_passes_1e-2']}" if a.protocol else "not run") + " |"
               for lv, c in by_level.items()]
     lines += ["", "Problems that do not run shrunken (use them at full size, on a GPU):", "",
               "| problem | status | error |", "|---|---|---|"]
@@ -165,6 +179,12 @@ def main() -> int:
         lines += [f"| {r['problem_id']} | {r['protocol']['status']} | "
                   f"{r['protocol']['message'][:200].replace('|', '/').replace(chr(10), ' ')} |"
                   for r in rows if r.get("protocol", {}).get("status") not in (None, "correct")]
+        lines += ["", "Problems whose reference output hardly depends on its inputs: a kernel returning one fixed "
+                  "output would be judged correct at KernelBench's tolerance (1e-2), so a speedup there measures "
+                  "nothing. `change` is the smallest atol=rtol at which that constant would pass:", "",
+                  "| problem | change | passes at 1e-4 |", "|---|---|---|"]
+        lines += [f"| {r['problem_id']} | {r['protocol']['reference_change']:.3g} | "
+                  f"{'yes' if constant_passes(r, 1e-4) else 'no'} |" for r in rows if constant_passes(r, 1e-2)]
     (out / f"{a.name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

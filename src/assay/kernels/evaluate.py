@@ -100,6 +100,10 @@ class Verdict:
     review: list[str] = field(default_factory=list)
     profile: str | None = None
     source_hash: str = ""
+    # how far the reference's output moved between the trials' inputs, as the smallest atol=rtol
+    # that would let a kernel returning its first output pass (worker.reference_change); None where
+    # not measured, or where no tolerance would do (exact values, shapes or dtypes differed)
+    reference_change: float | None = None
 
     @property
     def correct(self) -> bool:
@@ -411,7 +415,7 @@ class KernelEvaluator:
                            compile_log=(built["message"] + "\n" + built.get("log", ""))[-8000:], source_hash=h)
         r = self.check(problem, source)
         v = Verdict(cid, r["status"] if r["status"] in STATUSES else "error", r.get("message", ""), source_hash=h,
-                    profile=r.get("profile"))
+                    profile=r.get("profile"), reference_change=r.get("reference_change"))
         if v.status == "compile":
             v.compile_log = v.message
         if v.correct and r.get("timing"):
@@ -419,6 +423,10 @@ class KernelEvaluator:
         elif v.correct:
             v.message = f"matches the reference on {r.get('trials')} trials (both orders, inputs unchanged, " \
                         f"repeatable); not timed on {self.config.device}"
+        if v.correct and r.get("constant_passes"):
+            v.review.append(f"the reference gave the same output (within the tolerance) on all {r.get('trials')} "
+                            "trials' inputs: a kernel that returns a constant would pass this problem too, so this "
+                            "verdict and speedup say little about the kernel")
         return v
 
     def _apply_timing(self, v: Verdict, t: dict) -> None:

@@ -240,6 +240,34 @@ def compare(ref: Any, got: Any, tol: float | None) -> str | None:
     return None
 
 
+def reference_change(first: Any, later: Any) -> float:
+    """The smallest atol=rtol at which a kernel that always returned `first` (the reference's
+    output on one input) would pass for `later` (its output on another): 0 when they are equal,
+    inf when they differ in shape, dtype or any exact value. Small means the problem's output
+    hardly depends on its inputs."""
+    import torch
+
+    a, b = _flat(first), _flat(later)
+    if len(a) != len(b):
+        return math.inf
+    worst = 0.0
+    for x, y in zip(a, b):
+        if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)):
+            if isinstance(x, torch.Tensor) or isinstance(y, torch.Tensor) or x != y:
+                return math.inf
+            continue
+        if x.shape != y.shape or x.dtype != y.dtype:
+            return math.inf
+        if not x.is_floating_point() or x.numel() == 0:
+            if not torch.equal(x, y):
+                return math.inf
+            continue
+        x64, y64 = x.double(), y.double()
+        need = float(((y64 - x64).abs() / (1.0 + x64.abs())).max())
+        worst = max(worst, need if need == need else math.inf)  # NaN: not a constant
+    return worst
+
+
 def _same(xs: list, ys: list) -> bool:
     import torch
 
@@ -298,6 +326,9 @@ def correctness(prob, ref, new, device, spec: dict, phase=_nothing, watch=_nothi
         watch()
         return out
 
+    # Whether a kernel returning the reference's first output, whatever its input, would pass:
+    # then the problem cannot tell computing from not computing (KernelBench has such problems).
+    first_ref, constant_passes, change = None, trials > 1, 0.0
     for t in range(trials):
         phase("reference")
         torch.manual_seed(seed + 1 + t)
@@ -337,6 +368,11 @@ def correctness(prob, ref, new, device, spec: dict, phase=_nothing, watch=_nothi
             diff = compare(ref_out, new_out, tol)
             if diff:
                 return {"status": "mismatch", "trial": t, "message": f"trial {t} ({order}): {diff}"}
+            if t == 0:
+                first_ref = ref_out
+            else:
+                constant_passes = constant_passes and compare(ref_out, first_ref, tol) is None
+                change = max(change, reference_change(first_ref, ref_out))
             if not _same(cand_in, pristine):
                 return {"status": "mutated", "trial": t,
                         "message": f"trial {t}: the candidate changed its input tensors in place"}
@@ -350,7 +386,8 @@ def correctness(prob, ref, new, device, spec: dict, phase=_nothing, watch=_nothi
                         "message": f"trial {t}: calling the candidate twice on the same input gave "
                                    f"different results: {diff}"}
         del ref_out, new_out, again
-    return {"status": "correct", "trials": trials}
+    return {"status": "correct", "trials": trials, "constant_passes": constant_passes,
+            "reference_change": change if trials > 1 and math.isfinite(change) else None}
 
 
 def _input_bytes(xs: list) -> int:
