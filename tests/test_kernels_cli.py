@@ -104,6 +104,26 @@ def test_bench_kernelbench_with_given_candidates_writes_fast_p(tmp_path):
 
 
 @needs_torch
+def test_bench_kernelbench_shows_what_needs_review(tmp_path):
+    # a problem whose output is zero whatever the input: the kernel writing zeros is correct, and
+    # the results say why that means little
+    cands = tmp_path / "cands"
+    cands.mkdir()
+    shutil.copy(K / "candidates" / "cheat_constant_output.py", cands / "3_Max_Subtract_ReLU.py")
+    res = tmp_path / "results"
+    r = run(["bench", "kernelbench", "--problems-dir", str(K / "problems"), "--level", "2", "--ids", "3",
+             "--candidates", str(cands), "--device", "cpu", "--out", str(res), "--cache-dir", str(tmp_path / "c"),
+             "--runs-dir", str(tmp_path / "runs"), "--unsafe-no-sandbox"])
+    assert r.returncode == 0, r.stdout + r.stderr
+    [row] = json.loads((res / "kernelbench_level2_candidates.json").read_text())["problems"]
+    assert row["correct"] and any("returns a constant would pass" in n for n in row["review"]), row
+    assert "level2/3_Max_Subtract_ReLU: correct\n  review: the reference gave the same output" in r.stdout
+    md = (res / "kernelbench_level2_candidates.md").read_text()
+    assert "| problem | status | speedup | review |" in md
+    assert "| level2/3_Max_Subtract_ReLU | correct | - | the reference gave the same output" in md
+
+
+@needs_torch
 def test_kernel_search_keeps_its_rounds_and_resumes_without_the_model(tmp_path):
     from assay.agent.models import write_recording
 

@@ -369,12 +369,16 @@ def kernelbench(
         else:
             res = _search_showing_rounds(con, p, llm, ev, search_cfg, budget, store)
             d = res.to_dict()
+            best = d["best_verdict"]
             row = {"problem_id": p.id, "correct": d["correct"], "speedup": d["speedup"],
-                   "status": d["best_verdict"]["status"] if d["best_verdict"] else "none", "search": d}
+                   "status": best["status"] if best else "none", "review": best["review"] if best else [],
+                   "search": d}
         rows.append(row)
         sp = f", {row['speedup']:.2f}x" if row.get("speedup") else ""
         why = f" ({row['message']})" if row.get("message") else ""
         con.print(f"{p.id}: {row['status']}{sp}{why}", highlight=False)
+        for note in row.get("review") or []:
+            con.print(f"  review: {note}", highlight=False)
         written = write_kernelbench_results(rows, out, level=level, model=settings.model if llm else None,
                                             cfg=cfg, of=len(probs), run_dir=store.dir)
     from assay.kernels.metrics import fast_p_table
@@ -396,7 +400,7 @@ def _given_candidate_row(p, source: str | None, ev, store, candidates_dir: Path)
         return store.load(p.id, "40_verdict.json")
     v = ev.evaluate(p, source, Path(p.path).stem)
     row = {"problem_id": p.id, "correct": v.correct, "speedup": v.speedup, "status": v.status,
-           "verdict": v.to_dict()}
+           "review": v.review, "verdict": v.to_dict()}
     if v.status != "error":  # the machine's or the problem's fault: judge it again next time
         store.save(p.id, "40_verdict.json", row)
     return row
@@ -424,10 +428,11 @@ def write_kernelbench_results(rows: list[dict], out: Path, *, level: int, model:
     lines = [f"# KernelBench level {level} ({model or 'given candidates'})", "",
              f"Command: `{info['command']}`  ", f"Machine: {_machine_line(info['machine'])}  ", f"Seed: {cfg.seed}  ",
              f"fast_p uses {info['fast_p_uses']}.  "] + ([progress] if progress else []) + ["",
-             "| problem | status | speedup |", "|---|---|---|"]
+             "| problem | status | speedup | review |", "|---|---|---|---|"]
     for r in rows:
         sp = f"{r['speedup']:.2f}x" if r.get("speedup") else "-"
-        lines.append(f"| {r['problem_id']} | {r['status']} | {sp} |")
+        notes = "; ".join(r.get("review") or []).replace("|", "/")
+        lines.append(f"| {r['problem_id']} | {r['status']} | {sp} | {notes} |")
     gm = table["geomean_speedup_correct"]
     lines += ["", "| n | correct | " + " | ".join(f"fast_{p}" for p in table["fast_p"]) + " | geomean speedup (correct) |",
               "|---" * (3 + len(table["fast_p"])) + "|",
