@@ -302,6 +302,8 @@ def test_a_timed_call_slow_only_when_its_inputs_change_is_flagged(tmp_path):
     ev._apply_timing(honest, {**_timing_result(0.5, 1.0), "checked_calls": [[0.52, 0.5], [0.49, 0.5]]})
     assert v.correct and any("cached by input values" in r and "22.0x" in r for r in v.review), v.review
     assert honest.correct and not honest.review
+    assert "Flagged for review: (1) speedup" in v.feedback() and "(2) each time its inputs" in v.feedback()
+    assert "Flagged" not in honest.feedback()
 
 
 def test_feedback_texts():

@@ -126,6 +126,8 @@ class Verdict:
             text = f"The evaluation could not judge your kernel: {self.message}"
         elif self.correct:
             text = f"Correct. {self.message}"
+            if self.review:  # e.g. a timed call slow only on new inputs: the model should hear why
+                text += "\nFlagged for review: " + " ".join(f"({i}) {r}" for i, r in enumerate(self.review, 1))
             if self.profile:
                 text += f"\nProfiler summary (top ops):\n{self.profile}"
         else:
