@@ -103,6 +103,8 @@ def test_a_candidate_that_reaches_into_the_harness_is_caught_past_the_gate(ev, r
                                                       "precision() (was 'highest', now 'high')")),
     # smaller inputs for both sides: a kernel wrong only at the real size would pass
     ("torch.sys.modules['reference_problem'].dim = 8", ("problem.dim (was 256, now 8)",)),
+    # a slower reference: attention without its flash kernel
+    ("torch.backends.cuda.enable_flash_sdp(False)", ("torch.backends.cuda.flash_sdp_enabled() (was True, now False)",)),
 ])
 def test_a_candidate_that_changes_what_both_sides_run_under_is_caught(ev, relu, line, says):
     source = src("legit_triton_relu") + "\n" + line + "\n"

@@ -108,10 +108,25 @@ def test_cuda_source_strings_are_checked():
     ("w = torch.load('w.pt')", "dynamic-code"),
     # a second name for a module is still the module
     ("_F = torch.nn.functional\n_F.relu = print", "monkeypatch"),
+    # torch's global settings, which the reference runs under too: flash attention off makes an
+    # attention reference several times slower
+    ("torch.backends.cuda.enable_flash_sdp(False)", "monkeypatch"),
+    ("from torch.backends.cuda import enable_mem_efficient_sdp", "monkeypatch"),
+    ("import torch.backends.cuda as _b\n_b.preferred_blas_library('cublaslt')", "monkeypatch"),
+    ("torch.set_grad_enabled(True)", "monkeypatch"),
+    ("torch.use_deterministic_algorithms(True)", "monkeypatch"),
+    ("torch.autograd.set_detect_anomaly(True)", "monkeypatch"),
+    ("torch.nn.attention.sdpa_kernel([]).__enter__()", "dynamic-code"),  # entered, never left
 ])
 def test_module_level_rules(snippet, rule):
     src = (CAND / "legit_triton_relu.py").read_text() + "\n" + snippet + "\n"
     assert rule in check(src).rules, check(src).summary()
+
+
+def test_reading_torch_settings_stays_allowed():
+    src = (CAND / "legit_triton_relu.py").read_text()
+    ok = src + "\nTF32 = torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.is_available()\n"
+    assert check(ok).ok, check(ok).summary()
 
 
 def test_os_environ_and_path_stay_allowed():

@@ -23,7 +23,7 @@ RULES = {
     "torch-compute": "the main computation is done with torch ops instead of the kernel",
     "stream-thread": "CUDA streams, threads or processes are not allowed",
     "timer": "touching timers, events, synchronisation or profilers is not allowed",
-    "monkeypatch": "assigning attributes on torch/nn/F/triton modules is not allowed",
+    "monkeypatch": "assigning attributes on torch/nn/F/triton modules, or changing torch's global settings, is not allowed",
     "tensor-subclass": "tensor subclasses and __torch_function__/__torch_dispatch__ are not allowed",
     "output-cache": "state kept across calls (caches, globals, data_ptr/id keys) is not allowed",
     "dynamic-code": "exec/eval/getattr/open/sys.modules and similar introspection is not allowed",
@@ -83,6 +83,12 @@ FORBIDDEN_DOTTED = {
     "torch.load": "dynamic-code", "torch.save": "dynamic-code", "torch.hub": "dynamic-code",
     "torch.package": "dynamic-code", "torch.serialization": "dynamic-code", "torch.classes": "dynamic-code",
 }
+# Setters of torch's process-wide state (attention backends, BLAS library, default dtype, grad
+# and autocast modes, threads...): what they change, the reference then runs under too (flash
+# attention off makes an attention reference several times slower).
+GLOBAL_SETTER = re.compile(r"torch\.(set_\w+|use_deterministic_algorithms|autograd\.(set_\w+|grad_mode)"
+                           r"|cuda\.set_\w+|backends(\.\w+)*\.(enable_\w+|preferred_\w+|set_\w+"
+                           r"|allow_fp16_bf16_reduction_math_sdp))\b")
 # What a kernel needs of `os`: the environment (TORCH_CUDA_ARCH_LIST, say) and path strings.
 OS_ALLOWED = frozenset("environ path getenv cpu_count sep pathsep linesep name fspath devnull".split())
 # Standard-library modules that torch, triton and the rest re-export as attributes (torch.sys,
@@ -118,6 +124,9 @@ FORBIDDEN_ATTRS = {
     __delattr__ __mro__ __bases__ __base__ __loader__ __spec__ __reduce__ __reduce_ex__ __wrapped__
     __defaults__ __kwdefaults__ __init_subclass__ __objclass__ __import__
     """.split()},
+    # a context manager entered by hand is never left: its setting (no flash attention, autocast,
+    # grad mode) stays on for the reference; `with` is fine
+    "__enter__": "dynamic-code", "__exit__": "dynamic-code",
 }
 MUTATING_METHODS = frozenset("append extend insert update setdefault add pop popitem clear __setitem__".split())
 
@@ -347,6 +356,9 @@ class _Gate:
             if name == bad or name.startswith(bad + "."):
                 self.add(rule, node, f"use of {name}")
                 return
+        if GLOBAL_SETTER.match(name):
+            self.add("monkeypatch", node, f"use of {name} (changes torch's global settings, the reference's too)")
+            return
         parts = name.split(".")
         if parts[0] == "os" and len(parts) > 1 and parts[1] not in OS_ALLOWED:
             self.add("dynamic-code", node, f"use of {name} (a kernel needs only os.environ and os.path of os)")

@@ -150,13 +150,33 @@ def tripwire(spaces: dict[str, Any], data: dict[str, Any] | None = None):
     _repr, plain = repr, (int, float, bool, str, tuple, list, dict)
     data = dict(data or {})
     spaces = dict(spaces, builtins=builtins)
-    calls = {"sys.stdout": lambda: sys.stdout, "torch.get_default_dtype()": torch.get_default_dtype,
-             "torch.get_float32_matmul_precision()": torch.get_float32_matmul_precision,
-             "torch.are_deterministic_algorithms_enabled()": torch.are_deterministic_algorithms_enabled,
-             "torch.get_num_threads()": torch.get_num_threads}
+    calls = {"sys.stdout": lambda: sys.stdout}
+    # torch's process-wide settings that change what the reference computes or how fast: where
+    # this torch has the getter (attention backends and the BLAS library came in 2.x releases)
+    for space, names in ((torch, "get_default_dtype get_float32_matmul_precision are_deterministic_algorithms_enabled "
+                                 "is_deterministic_algorithms_warn_only_enabled get_num_threads get_num_interop_threads "
+                                 "is_autocast_enabled is_anomaly_enabled get_default_device"),
+                         (torch.backends.cuda, "flash_sdp_enabled mem_efficient_sdp_enabled math_sdp_enabled "
+                                               "cudnn_sdp_enabled fp16_bf16_reduction_math_sdp_allowed "
+                                               "preferred_blas_library preferred_linalg_library")):
+        for name in names.split():
+            get = getattr(space, name, None)
+            try:
+                get()
+            except Exception:  # absent, or not answerable on this build: not watched
+                continue
+            calls[f"{space.__name__}.{name}()"] = get
+    for device_type in ("cpu", "cuda"):
+        try:
+            torch.is_autocast_enabled(device_type)
+        except Exception:
+            continue
+        calls[f"torch.is_autocast_enabled({device_type!r})"] = lambda d=device_type: torch.is_autocast_enabled(d)
     flags = [("torch.backends.cuda.matmul", torch.backends.cuda.matmul,
               ("allow_tf32", "allow_fp16_reduced_precision_reduction", "allow_bf16_reduced_precision_reduction")),
-             ("torch.backends.cudnn", torch.backends.cudnn, ("allow_tf32", "benchmark", "deterministic", "enabled"))]
+             ("torch.backends.cudnn", torch.backends.cudnn, ("allow_tf32", "benchmark", "deterministic", "enabled")),
+             ("torch.backends.mkldnn", torch.backends.mkldnn, ("enabled",)),
+             ("torch.backends.opt_einsum", torch.backends.opt_einsum, ("enabled", "strategy"))]
     objects: dict[str, Any] = {}  # compared by identity
     values: dict[str, Any] = {}  # compared by value
 
