@@ -87,11 +87,12 @@ def test_pointer_cache_is_caught_after_timing(timed_ev, relu):
     ("cheat_forged_verdict", "line 28 of the candidate asked for sys._getframe"),
     ("cheat_patch_reference", "torch.relu was no longer what it was before"),
     ("cheat_stdout_rewrite", "sys.stdout"),
+    ("cheat_global_hook", "torch.nn.modules.module._global_forward_hooks (was (), now (0,))"),
 ])
 def test_a_candidate_that_reaches_into_the_harness_is_caught_past_the_gate(ev, relu, cheat, says):
-    # all three are wrong kernels that the process they run in would otherwise call correct
+    # all are wrong kernels that the process they run in would otherwise call correct
     source = src(cheat)
-    v = ev.evaluate_built(relu, source, cheat, ev.build(relu, source))  # the gate rejects all three
+    v = ev.evaluate_built(relu, source, cheat, ev.build(relu, source))  # the gate rejects them all
     assert v.status == "tamper" and says in v.message, v.message
     assert "reached into the evaluation harness" in v.feedback()
 

@@ -117,6 +117,8 @@ def test_cuda_source_strings_are_checked():
     ("torch.use_deterministic_algorithms(True)", "monkeypatch"),
     ("torch.autograd.set_detect_anomaly(True)", "monkeypatch"),
     ("torch.nn.attention.sdpa_kernel([]).__enter__()", "dynamic-code"),  # entered, never left
+    ("from torch.nn.modules.module import register_module_forward_pre_hook", "monkeypatch"),
+    ("torch.cuda.memory.set_per_process_memory_fraction(0.1)", "monkeypatch"),
 ])
 def test_module_level_rules(snippet, rule):
     src = (CAND / "legit_triton_relu.py").read_text() + "\n" + snippet + "\n"

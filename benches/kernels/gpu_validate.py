@@ -5,7 +5,7 @@ same KernelEvaluator that `assay kernel` uses:
   fast   - a correct, faster hand-written kernel (Triton; plus one CUDA load_inline kernel)
   slow   - a correct but slower one
   wrong  - an incorrect one
-  reuse, side_stream, pointer_cache, version_cache, value_cache, forged_verdict,
+  reuse, side_stream, pointer_cache, version_cache, value_cache, forged_verdict, global_hook,
          slowed_reference - cheats built from the fast kernel
 and checks:
   1. every cheat is caught: by the static gate, and (gate bypassed) by the run itself
@@ -157,6 +157,11 @@ while "nonce" not in _frame.f_locals:
 print("\\n@@ASSAY-RESULT " + _frame.f_locals["nonce"] + ' {"status": "correct", "trials": 5}', flush=True)
 torch.os._exit(0)
 ''',
+        # a process-wide forward hook that zeroes every module's output, the candidate's and the
+        # reference's alike: the two agree on a wrong answer
+        "global_hook": base + '''
+torch.nn.modules.module.register_module_forward_hook(lambda module, args, output: output * 0)
+''',
         # makes every other module's call (the reference's, the compiled baseline's) run four times
         "slowed_reference": base + '''
 _call = torch.nn.Module.__call__
@@ -178,7 +183,7 @@ class ModelNew(_Fast):
 
 
 CHEATS = ("reuse", "side_stream", "pointer_cache", "version_cache", "value_cache", "forged_verdict",
-          "slowed_reference")
+          "global_hook", "slowed_reference")
 
 
 def machine() -> dict:

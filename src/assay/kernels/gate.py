@@ -84,11 +84,13 @@ FORBIDDEN_DOTTED = {
     "torch.package": "dynamic-code", "torch.serialization": "dynamic-code", "torch.classes": "dynamic-code",
 }
 # Setters of torch's process-wide state (attention backends, BLAS library, default dtype, grad
-# and autocast modes, threads...): what they change, the reference then runs under too (flash
-# attention off makes an attention reference several times slower).
+# and autocast modes, threads, hooks on every module): what they change, the reference then runs
+# under too (flash attention off makes an attention reference several times slower; a global
+# forward hook can give it any output).
 GLOBAL_SETTER = re.compile(r"torch\.(set_\w+|use_deterministic_algorithms|autograd\.(set_\w+|grad_mode)"
-                           r"|cuda\.set_\w+|backends(\.\w+)*\.(enable_\w+|preferred_\w+|set_\w+"
-                           r"|allow_fp16_bf16_reduction_math_sdp))\b")
+                           r"|cuda(\.\w+)*\.set_\w+|backends(\.\w+)*\.(enable_\w+|preferred_\w+|set_\w+"
+                           r"|allow_fp16_bf16_reduction_math_sdp)"
+                           r"|(\w+\.)*register_module_\w+)\b")  # hooks every module's call runs, the reference's too
 # What a kernel needs of `os`: the environment (TORCH_CUDA_ARCH_LIST, say) and path strings.
 OS_ALLOWED = frozenset("environ path getenv cpu_count sep pathsep linesep name fspath devnull".split())
 # Standard-library modules that torch, triton and the rest re-export as attributes (torch.sys,

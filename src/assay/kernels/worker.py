@@ -166,6 +166,10 @@ def tripwire(spaces: dict[str, Any], data: dict[str, Any] | None = None):
             except Exception:  # absent, or not answerable on this build: not watched
                 continue
             calls[f"{space.__name__}.{name}()"] = get
+    hooks = torch.nn.modules.module  # hooks every nn.Module call runs: a forward hook can rewrite any output
+    for name, val in _list(_vars(hooks).items()):
+        if name.startswith("_global_") and _isinstance(val, dict):
+            calls[f"torch.nn.modules.module.{name}"] = lambda n=name, _tuple=tuple: _tuple(_vars(hooks)[n])
     for device_type in ("cpu", "cuda"):
         try:
             torch.is_autocast_enabled(device_type)
