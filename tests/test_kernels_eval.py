@@ -106,11 +106,19 @@ def test_a_candidate_that_reaches_into_the_harness_is_caught_past_the_gate(ev, r
     ("torch.sys.modules['reference_problem'].dim = 8", ("problem.dim (was 256, now 8)",)),
     # a slower reference: attention without its flash kernel
     ("torch.backends.cuda.enable_flash_sdp(False)", ("torch.backends.cuda.flash_sdp_enabled() (was True, now False)",)),
+    # read after the candidate loads: by cuBLAS at its first matmul, by dynamo at the first compile
+    ("import os\nos.environ['TORCHDYNAMO_DISABLE'] = '1'", ("os.environ['TORCHDYNAMO_DISABLE'] (was unset, now '1')",)),
 ])
 def test_a_candidate_that_changes_what_both_sides_run_under_is_caught(ev, relu, line, says):
     source = src("legit_triton_relu") + "\n" + line + "\n"
-    v = ev.evaluate_built(relu, source, "setting", ev.build(relu, source))  # the gate rejects both
+    v = ev.evaluate_built(relu, source, "setting", ev.build(relu, source))  # the gate passes only os.environ
     assert v.status == "tamper" and any(s in v.message for s in says), v.message
+
+
+def test_a_kernel_may_set_what_its_own_build_reads(ev, relu):
+    source = "import os\nos.environ.setdefault('TORCH_CUDA_ARCH_LIST', '9.0')\nos.environ['MAX_JOBS'] = '2'\n"
+    source += src("legit_triton_relu")
+    assert ev.evaluate(relu, source, "arch").correct
 
 
 def test_a_candidate_that_is_wrong_only_while_timed_is_caught(timed_ev, relu):

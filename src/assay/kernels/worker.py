@@ -135,24 +135,21 @@ def audit_guard(candidate_file: str, out_fd: int = 1):
     return hook
 
 
-def tripwire(spaces: dict[str, Any], data: dict[str, Any] | None = None):
-    """`(changed, rebase)`. `changed()` names the first callable of `spaces` (name -> module or
-    class; builtins always), plain value of `data` (name -> module: the problem's shape
-    constants) or torch numeric setting that is not what it was at the last `rebase()` (the
-    first is made here), else None. Built before candidate code runs, and uses nothing a
-    candidate could swap afterwards."""
-    import builtins
-    import types
+# Environment variables a kernel may set: what its own build reads (load_inline reads them then),
+# and CUDA_LAUNCH_BLOCKING, which a debugging leftover sets and CUDA read when it started, before.
+# Any other change is watched: torch, inductor, triton, cuBLAS and cuDNN read some lazily, after
+# the candidate loads (NVIDIA_TF32_OVERRIDE at cuBLAS's first use, TORCHDYNAMO_DISABLE and
+# TRITON_INTERPRET when the compile baseline is made).
+SETTABLE_ENV = frozenset("TORCH_CUDA_ARCH_LIST MAX_JOBS CC CXX CUDAHOSTCXX CFLAGS CXXFLAGS LDFLAGS "
+                      "CUDA_LAUNCH_BLOCKING".split())
 
-    import torch
 
-    _vars, _callable, _isinstance, _getattr, _list, _module = vars, callable, isinstance, getattr, list, types.ModuleType
-    _repr, plain = repr, (int, float, bool, str, tuple, list, dict)
-    data = dict(data or {})
-    spaces = dict(spaces, builtins=builtins)
-    calls = {"sys.stdout": lambda: sys.stdout}
-    # torch's process-wide settings that change what the reference computes or how fast: where
-    # this torch has the getter (attention backends and the BLAS library came in 2.x releases)
+def _setting_getters(torch) -> dict[str, Any]:
+    """Getters of torch's process-wide settings that change what the reference computes, or how
+    fast, where this torch has them (attention backends and the BLAS library came in 2.x
+    releases), plus the tables of hooks every nn.Module call runs (a forward hook can rewrite any
+    output)."""
+    calls: dict[str, Any] = {}
     for space, names in ((torch, "get_default_dtype get_float32_matmul_precision are_deterministic_algorithms_enabled "
                                  "is_deterministic_algorithms_warn_only_enabled get_num_threads get_num_interop_threads "
                                  "is_autocast_enabled is_anomaly_enabled get_default_device"),
@@ -166,16 +163,37 @@ def tripwire(spaces: dict[str, Any], data: dict[str, Any] | None = None):
             except Exception:  # absent, or not answerable on this build: not watched
                 continue
             calls[f"{space.__name__}.{name}()"] = get
-    hooks = torch.nn.modules.module  # hooks every nn.Module call runs: a forward hook can rewrite any output
-    for name, val in _list(_vars(hooks).items()):
-        if name.startswith("_global_") and _isinstance(val, dict):
-            calls[f"torch.nn.modules.module.{name}"] = lambda n=name, _tuple=tuple: _tuple(_vars(hooks)[n])
+    hooks = torch.nn.modules.module
+    for name, val in list(vars(hooks).items()):
+        if name.startswith("_global_") and isinstance(val, dict):
+            calls[f"torch.nn.modules.module.{name}"] = lambda n=name, _tuple=tuple, _vars=vars: _tuple(_vars(hooks)[n])
     for device_type in ("cpu", "cuda"):
         try:
             torch.is_autocast_enabled(device_type)
         except Exception:
             continue
         calls[f"torch.is_autocast_enabled({device_type!r})"] = lambda d=device_type: torch.is_autocast_enabled(d)
+    return calls
+
+
+def tripwire(spaces: dict[str, Any], data: dict[str, Any] | None = None):
+    """`(changed, rebase)`. `changed()` names the first callable of `spaces` (name -> module or
+    class; builtins always), plain value of `data` (name -> module: the problem's shape
+    constants), torch setting or hook table, or environment variable (but SETTABLE_ENV) that is not
+    what it was at the last `rebase()` (the first is made here), else None. Built before
+    candidate code runs, and uses nothing a candidate could swap afterwards."""
+    import builtins
+    import os
+    import types
+
+    import torch
+
+    _vars, _callable, _isinstance, _getattr, _list, _module = vars, callable, isinstance, getattr, list, types.ModuleType
+    _repr, plain = repr, (int, float, bool, str, tuple, list, dict)
+    data = dict(data or {})
+    spaces = dict(spaces, builtins=builtins)
+    calls = {"sys.stdout": lambda: sys.stdout, **_setting_getters(torch)}
+    environ, settable = os.environ, SETTABLE_ENV
     flags = [("torch.backends.cuda.matmul", torch.backends.cuda.matmul,
               ("allow_tf32", "allow_fp16_reduced_precision_reduction", "allow_bf16_reduced_precision_reduction")),
              ("torch.backends.cudnn", torch.backends.cudnn, ("allow_tf32", "benchmark", "deterministic", "enabled")),
@@ -198,6 +216,9 @@ def tripwire(spaces: dict[str, Any], data: dict[str, Any] | None = None):
         for prefix, obj, attrs in flags:
             for a in attrs:
                 vals[f"{prefix}.{a}"] = _repr(_getattr(obj, a, None))
+        for key, val in _list(environ.items()):
+            if key not in settable:
+                vals[f"os.environ[{key!r}]"] = _repr(val)
         return objs, vals
 
     def rebase() -> None:
@@ -215,6 +236,9 @@ def tripwire(spaces: dict[str, Any], data: dict[str, Any] | None = None):
         for key, val in values.items():
             if vals.get(key) != val:
                 return f"{key} (was {val}, now {vals.get(key)})"
+        for key, val in vals.items():
+            if key not in values:
+                return f"{key} (was unset, now {val})"
         return None
 
     rebase()
