@@ -115,6 +115,22 @@ def test_a_candidate_that_changes_what_both_sides_run_under_is_caught(ev, relu, 
     assert v.status == "tamper" and any(s in v.message for s in says), v.message
 
 
+def test_the_candidate_gets_its_own_copies_of_the_init_inputs(ev, tmp_path):
+    # the reference keeps its init tensor; a candidate zeroing that tensor in place would make the
+    # reference return zeros, which is all this kernel returns
+    (tmp_path / "1_Scale.py").write_text(
+        "import torch\nimport torch.nn as nn\n\n\nclass Model(nn.Module):\n    def __init__(self, w):\n"
+        "        super().__init__()\n        self.w = w\n\n    def forward(self, x):\n        return x * self.w\n\n\n"
+        "def get_inputs():\n    return [torch.randn(8, 16)]\n\n\ndef get_init_inputs():\n    return [torch.ones(16)]\n")
+    source = src("cheat_constant_output").replace("    def __init__(self):\n        super().__init__()\n",
+                                                  "    def __init__(self, w):\n        super().__init__()\n"
+                                                  "        w.mul_(0)\n")
+    source = source.replace("(x.shape[0], 1)", "x.shape")
+    assert "w.mul_(0)" in source and "x.shape," in source
+    v = ev.evaluate(load_problem(tmp_path / "1_Scale.py"), source, "zero_init")
+    assert v.status == "mismatch", v.message
+
+
 def test_a_kernel_may_set_what_its_own_build_reads(ev, relu):
     source = "import os\nos.environ.setdefault('TORCH_CUDA_ARCH_LIST', '9.0')\nos.environ['MAX_JOBS'] = '2'\n"
     source += src("legit_triton_relu")

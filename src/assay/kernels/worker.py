@@ -667,7 +667,7 @@ def _evaluate(prob, cand, device, spec: dict, phase, watch, rebase, T, picks) ->
     phase("candidate-init")
     try:
         torch.manual_seed(seed)
-        new = cand.ModelNew(*init).to(device)
+        new = cand.ModelNew(*_clone(init)).to(device)  # its own copies: the reference may hold the originals
     except Exception:
         watch()
         return {"status": "runtime", "message": f"constructing ModelNew failed:\n{_tb()}"}
