@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from assay.kernels.gate import RULES, GatePolicy, check
+from assay.kernels.gate import DEFAULT_ALLOWED_OPS, RULES, GatePolicy, check
 
 CAND = Path(__file__).parent / "kernels" / "candidates"
 CHEATS = sorted(p for p in CAND.glob("cheat_*.py") if "expected gate rule" in p.read_text())
@@ -85,6 +85,25 @@ def test_cuda_source_strings_are_checked():
     assert "torch-compute" in check(aten).rules
     timer = cuda.replace("int64_t n = xc.numel();", "int64_t n = xc.numel(); cudaEvent_t e; cudaEventCreate(&e);")
     assert "timer" in check(timer).rules
+
+
+@pytest.mark.parametrize("call", ["xc.relu()", "xc.mm(xc.t())", "xc.clamp_min(0)", "torch::nn::functional::relu(xc)",
+                                  "at::_ops::relu::call(xc)"])
+def test_aten_compute_in_cpp_is_torch_compute_whatever_the_spelling(call):
+    # a __global__ kernel that does nothing beside ATen doing the work: torch compute in C++
+    cuda = (CAND / "legit_cuda_relu.py").read_text()
+    src = cuda.replace("auto y = torch::empty_like(xc);", f"auto y = {call}; return y;")
+    assert src != cuda and "torch-compute" in check(src).rules, check(src).summary()
+    allowed = call.split("(")[0].split("::")[-1].split(".")[-1] if "_ops" not in call else "relu"
+    assert check(src, GatePolicy(allowed_ops=DEFAULT_ALLOWED_OPS | {allowed})).ok  # unless --allow-op lets it
+
+
+def test_cpp_views_metadata_and_allocation_stay_allowed():
+    cuda = (CAND / "legit_cuda_relu.py").read_text()
+    src = cuda.replace("auto y = torch::empty_like(xc);",
+                       "auto y = torch::zeros({xc.size(0)}, xc.options()).view({-1}).contiguous();\n"
+                       "    y = torch::empty_like(xc);")
+    assert src != cuda and check(src).ok, check(src).summary()
 
 
 @pytest.mark.parametrize("snippet,rule", [

@@ -23,7 +23,8 @@ RULES = {
     "torch-compute": "the main computation is done with torch ops instead of the kernel",
     "stream-thread": "CUDA streams, threads or processes are not allowed",
     "timer": "touching timers, events, synchronisation or profilers is not allowed",
-    "monkeypatch": "assigning attributes on torch/nn/F/triton modules, or changing torch's global settings, is not allowed",
+    "monkeypatch": "assigning attributes on torch/nn/F/triton modules, or changing torch's global settings, "
+                   "is not allowed",
     "tensor-subclass": "tensor subclasses and __torch_function__/__torch_dispatch__ are not allowed",
     "output-cache": "state kept across calls (caches, globals, data_ptr/id keys) is not allowed",
     "dynamic-code": "exec/eval/getattr/open/sys.modules and similar introspection is not allowed",
@@ -55,6 +56,12 @@ sort topk logsumexp layer_norm batch_norm group_norm instance_norm dropout hardt
 elu selu softplus mish hardswish hardsigmoid avg_pool1d avg_pool2d avg_pool3d max_pool1d
 max_pool2d max_pool3d adaptive_avg_pool2d neg reciprocal square erf cos sin tril triu diag
 scaled_dot_product_attention cross_entropy mse_loss nll_loss kl_div triplet_margin_loss
+clamp_min clamp_max clamp_min_ clamp_max_ maximum minimum fmax fmin lerp addcmul addcdiv addmv
+remainder fmod floor ceil round trunc sign log1p expm1 log2 log10 exp2 logaddexp logit sinh cosh
+tan asin acos atan atan2 erfc erfinv softmin hardshrink softshrink logsigmoid threshold nan_to_num
+normalize scatter scatter_add index_add gather index_select masked_fill masked_fill_ masked_select
+cross cdist cummax cummin median quantile kthvalue logcumsumexp hypot sigmoid_ tanh_ sqrt_ pow_
+abs_ neg_ silu_ gelu_
 """.split())
 
 ALLOWED_IMPORTS = frozenset({
@@ -145,7 +152,10 @@ _SRC_RULES = [
     (re.compile(r"\b(?:dlopen|dlsym|popen|system|execv\w*|execl\w*|fopen|freopen|mmap|mprotect|ptrace|syscall)"
                 r"\(|\b(?:std::)?[io]?fstream\b"), "dynamic-code"),
 ]
-_ATEN_CALL = re.compile(r"\b(?:torch|at)::(?:native::)?([a-z_][a-z0-9_]*)\s*\(")
+_ATEN_CALL = re.compile(r"\b(?:torch|at)::(?:native::|nn::functional::|_ops::)?([a-z_][a-z0-9_]*)\s*(?:\(|::call)")
+# `x.mm(w)`, `x.relu()`: ATen compute through a tensor's methods (metadata, views and allocation,
+# `x.size(0)`, `x.view(...)`, `x.contiguous()`, are not in COMPUTE_METHODS)
+_ATEN_METHOD = re.compile(r"\.\s*(" + "|".join(sorted(COMPUTE_METHODS, key=len, reverse=True)) + r")\s*\(")
 
 
 def module_ops(cls_name: str) -> set[str]:
@@ -444,6 +454,9 @@ class _Gate:
         for m in _ATEN_CALL.finditer(text):
             if m.group(1) not in self.policy.allowed_ops:
                 self.add("torch-compute", node, f"ATen call {m.group(0).rstrip('(').strip()} in C++ source")
+        for m in _ATEN_METHOD.finditer(text):
+            if m.group(1) not in self.policy.allowed_ops:
+                self.add("torch-compute", node, f"tensor method .{m.group(1)}() in C++ source")
 
     # -- ModelNew --------------------------------------------------------------------------
     # The forward path is everything forward can reach: module functions and classes it names
