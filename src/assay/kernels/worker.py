@@ -141,7 +141,7 @@ def audit_guard(candidate_file: str, out_fd: int = 1):
 # the candidate loads (NVIDIA_TF32_OVERRIDE at cuBLAS's first use, TORCHDYNAMO_DISABLE and
 # TRITON_INTERPRET when the compile baseline is made).
 SETTABLE_ENV = frozenset("TORCH_CUDA_ARCH_LIST MAX_JOBS CC CXX CUDAHOSTCXX CFLAGS CXXFLAGS LDFLAGS "
-                      "CUDA_LAUNCH_BLOCKING".split())
+                         "CUDA_LAUNCH_BLOCKING".split())
 
 
 def _setting_getters(torch) -> dict[str, Any]:
@@ -172,7 +172,8 @@ def _setting_getters(torch) -> dict[str, Any]:
             torch.is_autocast_enabled(device_type)
         except Exception:
             continue
-        calls[f"torch.is_autocast_enabled({device_type!r})"] = lambda d=device_type: torch.is_autocast_enabled(d)
+        calls[f"torch.is_autocast_enabled({device_type!r})"] = (
+            lambda d=device_type, f=torch.is_autocast_enabled: f(d))
     return calls
 
 
