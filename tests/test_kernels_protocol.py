@@ -279,7 +279,8 @@ def test_verdict_speedups_review_flag_and_stale(tmp_path):
     assert fast.speedup == pytest.approx(20.0) and "over 10x" in fast.review[0]
     escaped = Verdict("e", "correct")
     ev._apply_timing(escaped, _timing_result(1.0, 1.0, device_ms=0.01))
-    assert any("outside the timed stream" in r for r in escaped.review)
+    assert any("outside the timed stream" in r for r in escaped.review) and escaped.suspect
+    assert not fast.suspect  # over 10x is for a human to check, not evidence
     stale = Verdict("s", "correct")
     ev._apply_timing(stale, _timing_result(0.5, 1.0, stale="output mismatch"))
     assert stale.status == "stale" and not stale.correct
@@ -301,7 +302,7 @@ def test_a_timed_call_slow_only_when_its_inputs_change_is_flagged(tmp_path):
     ev._apply_timing(v, {**_timing_result(0.05, 1.0), "checked_calls": [[1.2, 0.05], [1.1, 0.05]]})
     ev._apply_timing(honest, {**_timing_result(0.5, 1.0), "checked_calls": [[0.52, 0.5], [0.49, 0.5]]})
     assert v.correct and any("cached by input values" in r and "22.0x" in r for r in v.review), v.review
-    assert honest.correct and not honest.review
+    assert v.suspect and honest.correct and not honest.review and not honest.suspect
     assert "Flagged for review: (1) speedup" in v.feedback() and "(2) each time its inputs" in v.feedback()
     assert "Flagged" not in honest.feedback()
 
@@ -387,6 +388,11 @@ def test_search_stops_on_budget_and_pick_best_without_timing():
     assert pick_best([]) is None
     a = Attempt("x", 0, 0, "", None, Verdict("x", "mismatch"))
     assert pick_best([a]) is None
+    # the fastest correct kernel, unless its timing looks gamed and an honest one is correct
+    fast = Attempt("fast", 0, 0, "", None, Verdict("fast", "correct", new_ms=0.1, suspect=True))
+    slow = Attempt("slow", 0, 1, "", None, Verdict("slow", "correct", new_ms=0.5))
+    slower = Attempt("slower", 1, 0, "", None, Verdict("slower", "correct", new_ms=0.9))
+    assert pick_best([fast, slower, slow]).cid == "slow" and pick_best([fast, a]).cid == "fast"
 
 
 def test_extract_code_takes_last_modelnew_block():

@@ -100,6 +100,9 @@ class Verdict:
     review: list[str] = field(default_factory=list)
     profile: str | None = None
     source_hash: str = ""
+    # a review note says the kernel's own timing looks gamed (work off the timed stream, a call slow
+    # only on new inputs): the search picks such a kernel only when nothing else is correct
+    suspect: bool = False
     # how far the reference's output moved between the trials' inputs, as the smallest atol=rtol
     # that would let a kernel returning its first output pass (worker.reference_change); None where
     # not measured, or where no tolerance would do (exact values, shapes or dtypes differed)
@@ -459,10 +462,12 @@ class KernelEvaluator:
             v.review.append(f"speedup {v.speedup:.1f}x is over {REVIEW_SPEEDUP:.0f}x: check it by hand")
         dev, syn = med("candidate", "device"), med("candidate", "synced")
         if c.is_cuda and dev is not None and syn is not None and escaped_stream(dev, syn):
+            v.suspect = True
             v.review.append(f"synced time {syn:.3f} ms is far above device time {dev:.3f} ms: work may run "
                             "outside the timed stream")
         slower = slow_when_inputs_change([tuple(x) for x in t.get("checked_calls", [])])
         if slower:
+            v.suspect = True
             v.review.append(f"each time its inputs had just been given new values, a timed call took {slower:.1f}x "
                             "or more the median of the others: a kernel that works only on inputs it has not seen "
                             "(results cached by input values) is timed on the cache")

@@ -111,8 +111,8 @@ def pick_best(attempts: list[Attempt]) -> Attempt | None:
     if not good:
         return None
     timed = [a for a in good if a.verdict.new_ms is not None]
-    if timed:
-        return min(timed, key=lambda a: (a.verdict.new_ms, a.round, a.trajectory))
+    if timed:  # the fastest, but one whose timing looks gamed only when nothing else is correct
+        return min(timed, key=lambda a: (a.verdict.suspect, a.verdict.new_ms, a.round, a.trajectory))
     return min(good, key=lambda a: (a.round, a.trajectory))
 
 
