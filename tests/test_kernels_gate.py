@@ -98,6 +98,16 @@ def test_aten_compute_in_cpp_is_torch_compute_whatever_the_spelling(call):
     assert check(src, GatePolicy(allowed_ops=DEFAULT_ALLOWED_OPS | {allowed})).ok  # unless --allow-op lets it
 
 
+def test_docstrings_are_prose_not_sources():
+    legit = (CAND / "legit_triton_relu.py").read_text()
+    doc = legit.replace("class ModelNew(nn.Module):\n", "class ModelNew(nn.Module):\n"
+                        "    \"\"\"Replaces torch::relu(x); the reference's x.sum(1) is another problem.\"\"\"\n\n")
+    assert doc != legit and check(doc).ok, check(doc).summary()
+    # and out of reach as a source: a docstring cannot smuggle C++ past the source rules
+    assert "dynamic-code" in check(doc + "\nSRC = ModelNew.__doc__\n").rules
+    assert "dynamic-code" in check(doc + "\nSRC = __doc__\n").rules
+
+
 def test_cpp_views_metadata_and_allocation_stay_allowed():
     cuda = (CAND / "legit_cuda_relu.py").read_text()
     src = cuda.replace("auto y = torch::empty_like(xc);",

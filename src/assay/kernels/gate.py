@@ -118,7 +118,7 @@ FORBIDDEN_BUILTINS = {
     "vars": "dynamic-code", "open": "dynamic-code", "id": "output-cache", "hash": "output-cache", "breakpoint": "dynamic-code",
     "exit": "dynamic-code", "quit": "dynamic-code", "help": "dynamic-code", "input": "dynamic-code",
     "__build_class__": "dynamic-code", "__builtins__": "dynamic-code", "__loader__": "dynamic-code",
-    "__spec__": "dynamic-code",
+    "__spec__": "dynamic-code", "__doc__": "dynamic-code",
 }
 FORBIDDEN_ATTRS = {
     "data_ptr": "output-cache", "_version": "output-cache", "untyped_storage": "output-cache",
@@ -130,7 +130,7 @@ FORBIDDEN_ATTRS = {
     **{a: "dynamic-code" for a in """
     f_locals f_code f_builtins f_trace gi_frame gi_code cr_frame ag_frame tb_frame tb_next __traceback__
     cell_contents __closure__ __self__ __func__ __builtins__ __getattribute__ __getattr__ __setattr__
-    __delattr__ __mro__ __bases__ __base__ __loader__ __spec__ __reduce__ __reduce_ex__ __wrapped__
+    __delattr__ __doc__ __mro__ __bases__ __base__ __loader__ __spec__ __reduce__ __reduce_ex__ __wrapped__
     __defaults__ __kwdefaults__ __init_subclass__ __objclass__ __import__
     """.split()},
     # a context manager entered by hand is never left: its setting (no flash attention, autocast,
@@ -272,7 +272,12 @@ class _Gate:
             self.add("no-modelnew", 1, "define `class ModelNew(nn.Module)`")
         for node in ast.walk(self.tree):
             self.check_node(node)
+        docstrings = {id(n.body[0].value) for n in ast.walk(self.tree)
+                      if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                      and n.body and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
         for s in (n for n in ast.walk(self.tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)):
+            if id(s) in docstrings:  # prose ("returns x.sum(1)"), never a source: __doc__ is out of reach
+                continue
             self.check_source_string(s)
             if "/proc/" in s.value or "/dev/mem" in s.value:
                 self.add("dynamic-code", s, f"{s.value[:40]!r}: the process's own memory and state")
@@ -454,7 +459,7 @@ class _Gate:
         for m in _ATEN_CALL.finditer(text):
             if m.group(1) not in self.policy.allowed_ops:
                 self.add("torch-compute", node, f"ATen call {m.group(0).rstrip('(').strip()} in C++ source")
-        for m in _ATEN_METHOD.finditer(text):
+        for m in _ATEN_METHOD.finditer(text) if ";" in text else ():  # C++ statements, not prose
             if m.group(1) not in self.policy.allowed_ops:
                 self.add("torch-compute", node, f"tensor method .{m.group(1)}() in C++ source")
 
