@@ -266,7 +266,8 @@ def main() -> int:
     ap.add_argument("--out", default=str(ROOT / "benches" / "results"))
     ap.add_argument("--no-compile-baseline", action="store_true", help="skip the torch.compile baseline")
     ap.add_argument("--no-cuda-build", action="store_true", help="skip the load_inline CUDA candidate")
-    ap.add_argument("--parallel", type=int, default=4, help="untimed GPU checks at once")
+    ap.add_argument("--parallel", type=int, default=8,
+                    help="untimed GPU checks at once (each is mostly process start, imports and a Triton build)")
     ap.add_argument("--deadline-s", type=float, default=420.0,
                     help="start no timed run after this many seconds (the report is still written)")
     ap.add_argument("--wall-s", type=float, default=560.0,
