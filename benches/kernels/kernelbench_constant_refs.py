@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import shlex
-import subprocess
 import sys
 import time
 from datetime import datetime, timezone
@@ -33,9 +32,10 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from assay.kernels.problem import load_level, parse_ids, problems_root  # noqa: E402
 from assay.machine import cpu_model  # noqa: E402
+from kernelbench_shrink import run_script  # noqa: E402  (this script's folder is on sys.path)
 
 RUN_ONE = r"""
-import importlib.util, json, sys, time, torch
+import importlib.util, json, sys, torch
 from assay.kernels.worker import reference_change
 spec = importlib.util.spec_from_file_location("problem", sys.argv[1])
 m = importlib.util.module_from_spec(spec)
@@ -67,13 +67,8 @@ def main() -> int:
     rows = []
     for p in load_level(problems_root(a.problems_dir), a.level, parse_ids(a.ids)):
         t = time.perf_counter()
-        try:
-            r = subprocess.run([sys.executable, "-c", RUN_ONE, str(p.path)], capture_output=True, text=True,
-                               timeout=a.timeout, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
-            row = json.loads(r.stdout.strip().splitlines()[-1]) if r.returncode == 0 else {
-                "error": (r.stderr.strip().splitlines() or ["(no output)"])[-1][:300]}
-        except subprocess.TimeoutExpired:
-            row = {"error": f"over {a.timeout:.0f} s"}
+        res = run_script(RUN_ONE, str(p.path), a.timeout, {"PYTHONPATH": str(ROOT / "src")})
+        row = json.loads(res["out"]) if "out" in res else {"error": res["error"]}
         rows.append({"problem_id": p.id, **row, "wall_s": round(time.perf_counter() - t, 1)})
         print(rows[-1], flush=True)
     result = {"command": "python " + " ".join(shlex.quote(x) for x in [os.path.relpath(__file__, ROOT)] + sys.argv[1:]),

@@ -56,23 +56,30 @@ print("OK", sum(x.numel() for x in xs if isinstance(x, torch.Tensor)), round(tim
 """
 
 
+def run_script(code: str, path: str, timeout: float, env: dict[str, str] | None = None) -> dict:
+    """Runs `code` on the problem file `path` in a fresh interpreter: {"out": its last stdout line},
+    or {"status": "fail" | "timeout", "error": the last line of stderr, or the timeout}."""
+    try:
+        r = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True, timeout=timeout,
+                           env={**os.environ, **(env or {})})
+    except subprocess.TimeoutExpired:
+        return {"status": "timeout", "error": f"over {timeout:.0f} s"}
+    if r.returncode == 0 and r.stdout.strip():
+        return {"out": r.stdout.strip().splitlines()[-1]}
+    return {"status": "fail", "error": (r.stderr.strip().splitlines() or ["(no output)"])[-1][:300]}
+
+
 def run_one(source: str, timeout: float) -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
         f.write(source)
     t = time.perf_counter()
     try:
-        r = subprocess.run([sys.executable, "-c", RUN_ONE, f.name], capture_output=True, text=True,
-                           timeout=timeout, env={**os.environ, "OMP_NUM_THREADS": "2"})
-        if r.returncode == 0 and r.stdout.strip():
-            _, numel, forward_s = r.stdout.split()[-3:]
-            out = {"status": "ok", "input_elements": int(numel), "forward_s": float(forward_s)}
-        else:
-            last = (r.stderr.strip().splitlines() or ["(no output)"])[-1]
-            out = {"status": "fail", "error": last[:300]}
-    except subprocess.TimeoutExpired:
-        out = {"status": "timeout", "error": f"over {timeout:.0f} s"}
+        out = run_script(RUN_ONE, f.name, timeout, {"OMP_NUM_THREADS": "2"})
     finally:
         os.unlink(f.name)
+    if "out" in out:
+        _, numel, forward_s = out.pop("out").split()[-3:]
+        out = {"status": "ok", "input_elements": int(numel), "forward_s": float(forward_s)}
     out["wall_s"] = round(time.perf_counter() - t, 2)
     return out
 

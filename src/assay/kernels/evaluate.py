@@ -465,7 +465,7 @@ class KernelEvaluator:
             v.suspect = True
             v.review.append(f"synced time {syn:.3f} ms is far above device time {dev:.3f} ms: work may run "
                             "outside the timed stream")
-        slower = slow_when_inputs_change([tuple(x) for x in t.get("checked_calls", [])])
+        slower = slow_when_inputs_change(t.get("checked_calls", []))
         if slower:
             v.suspect = True
             v.review.append(f"each time its inputs had just been given new values, a timed call took {slower:.1f}x "
