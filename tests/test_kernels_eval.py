@@ -399,3 +399,26 @@ def test_an_evaluation_may_never_take_more_memory_than_most_of_the_machine():
     machine_mb = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") >> 20
     cap = EvalConfig().memory_mb
     assert 8192 <= cap <= 32768 and (cap <= machine_mb * 3 // 4 or cap == 8192)
+
+
+def test_aten_compute_the_gate_cannot_read_is_caught_by_the_op_census(tmp_path, relu):
+    # `using namespace at; ... relu(x)` in C++ (the gate cannot tell it from a device function),
+    # from the 11th call on: right on every check, so only the census of dispatched ops shows it
+    cheat = src("cheat_aten_when_timed")
+    policy = GatePolicy(allow_cpp=True)
+    from assay.kernels.gate import check
+    assert check(cheat, policy).ok
+
+    def run(**kw):
+        return KernelEvaluator(EvalConfig(**{"device": "cpu", "cache_dir": str(tmp_path), "policy": policy,
+                                             **kw})).evaluate(relu, cheat, "aten")
+
+    timed = run(timing=True, warmup=1, timing_trials=3, baselines=("eager",))
+    assert timed.status == "gate" and timed.gate_rules == ["torch-compute"], timed.message
+    assert timed.message.startswith("in the untimed call after timing") and "relu (1 call)" in timed.message
+    assert "Your code was rejected (torch-compute)" in timed.feedback()
+    longer = run(timing=False, trials=8)  # its 11th call now falls in the correctness trials
+    assert longer.status == "gate" and longer.message.startswith("in the correctness trials"), longer.message
+    assert "relu (6 calls)" in longer.message
+    assert run(timing=False).correct  # 5 trials, 10 calls: its own loop, which is right
+    assert run(timing=False, trials=8, policy=policy.allowing("relu")).correct  # --allow-op relu lets it through

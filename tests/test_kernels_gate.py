@@ -98,6 +98,38 @@ def test_aten_compute_in_cpp_is_torch_compute_whatever_the_spelling(call):
     assert check(src, GatePolicy(allowed_ops=DEFAULT_ALLOWED_OPS | {allowed})).ok  # unless --allow-op lets it
 
 
+@pytest.mark.parametrize("spelling", [
+    "namespace F = torch::nn::functional;\n|F::relu(xc)",  # a namespace alias
+    "#define ACT at::relu\n|ACT(xc)",  # a macro: the op's name, not followed by a call
+    "using at::relu;\n|relu(xc)",  # a using-declaration
+    "|at::cuda::relu(xc)",  # the device's own namespace
+])
+def test_aten_compute_in_cpp_behind_an_alias_macro_or_using_is_torch_compute(spelling):
+    head, call = spelling.split("|")
+    cuda = (CAND / "legit_cuda_relu.py").read_text()
+    src = cuda.replace("auto y = torch::empty_like(xc);", f"auto y = {call}; return y;").replace(
+        "__global__", head + "__global__", 1)
+    assert src != cuda and "torch-compute" in check(src).rules, check(src).summary()
+
+
+def test_cpp_source_split_across_strings_is_checked_whole():
+    # each literal alone holds no ATen call; the source load_inline gets does
+    cpp = (CAND / "legit_cpp_relu.py").read_text()
+    src = cpp.replace("auto y = torch::empty_like(xc);", 'auto y = at""" + r"""::relu(xc); return y;')
+    assert src != cpp and check(src, GatePolicy(allow_cpp=True)).rules == ["torch-compute"], \
+        check(src, GatePolicy(allow_cpp=True)).summary()
+
+
+def test_dispatcher_switches_in_cpp_are_rejected_and_device_helpers_are_not():
+    cuda = (CAND / "legit_cuda_relu.py").read_text()
+    hide = cuda.replace("auto y = torch::empty_like(xc);", "c10::impl::ExcludeDispatchKeyGuard g(c10::DispatchKey::"
+                        "Python);\n    auto y = torch::empty_like(xc);")
+    assert hide != cuda and "dynamic-code" in check(hide).rules
+    helpers = cuda.replace("auto y = torch::empty_like(xc);", "int dev = at::cuda::current_device();\n"
+                           "    auto y = torch::empty_like(xc);")
+    assert helpers != cuda and check(helpers).ok, check(helpers).summary()
+
+
 def test_docstrings_are_prose_not_sources():
     legit = (CAND / "legit_triton_relu.py").read_text()
     doc = legit.replace("class ModelNew(nn.Module):\n", "class ModelNew(nn.Module):\n"

@@ -308,7 +308,7 @@ def test_a_timed_call_slow_only_when_its_inputs_change_is_flagged(tmp_path):
 
 
 def test_feedback_texts():
-    assert "rejected before building (try-except)" in Verdict("a", "gate", "x", gate_rules=["try-except"]).feedback()
+    assert "rejected (try-except): x" in Verdict("a", "gate", "x", gate_rules=["try-except"]).feedback()
     assert "failed to build" in Verdict("a", "compile", compile_log="error: expected ';'").feedback()
     assert "expected ';'" in Verdict("a", "compile", compile_log="error: expected ';'").feedback()
     assert "not correct (mismatch)" in Verdict("a", "mismatch", "max abs error 3").feedback()
@@ -524,3 +524,61 @@ def test_search_stops_when_the_evaluation_cannot_judge_any_kernel(tmp_path):
     # once the machine is mended, the same command judges the saved replies without the model
     again = search(prob, ScriptedModel([]), FakeEvaluator(), SearchConfig(samples=2, rounds=1), store=store)
     assert again.best is not None and again.best.cid == "r0-t0" and again.stopped is None
+
+
+@pytest.mark.parametrize("op,base", [
+    ("relu_", "relu"), ("_softmax", "softmax"), ("_log_softmax", "log_softmax"), ("native_layer_norm", "layer_norm"),
+    ("_native_batch_norm_legit_no_training", "batch_norm"), ("cudnn_batch_norm", "batch_norm"),
+    ("max_pool2d_with_indices", "max_pool2d"), ("cudnn_convolution", "convolution"), ("conv2d", "convolution"),
+    ("slow_conv_dilated2d", "convolution"), ("_scaled_dot_product_flash_attention", "scaled_dot_product_attention"),
+    ("_addmm_activation", "addmm"), ("upsample_bilinear2d", "interpolate"), ("nll_loss_nd", "nll_loss"),
+    ("empty_like", "empty_like"), ("_to_copy", "to_copy"), ("convert_indices_from_coo_to_csr",
+                                                            "convert_indices_from_coo_to_csr"),
+])
+def test_op_census_names_aten_ops_as_the_gate_does(op, base):
+    from assay.kernels.worker import aten_base
+    assert aten_base(op) == base
+
+
+def test_op_census_forbids_compute_but_not_glue_and_follows_allow_op():
+    from assay.kernels.gate import GatePolicy, census_forbidden
+    default = census_forbidden(GatePolicy())
+    assert {"relu", "addmm", "convolution", "softmax", "sum", "batch_norm", "scaled_dot_product_attention"} <= default
+    assert not {"add", "mul", "neg", "abs", "empty_like", "to_copy", "clone", "copy", "view"} & default
+    allowed = census_forbidden(GatePolicy().allowing("Conv2d", "linear", "BatchNorm2d"))
+    assert not {"convolution", "addmm", "mm", "batch_norm"} & allowed and "relu" in allowed
+
+
+def test_op_census_counts_ops_on_the_evaluated_device_only():
+    torch = pytest.importorskip("torch")
+    from assay.kernels.gate import GatePolicy, census_forbidden
+    from assay.kernels.worker import census_found, op_census
+    seen: dict[str, int] = {}
+    census = op_census(torch.device("cpu"), seen)
+    x = torch.randn(4, 4)
+    with census():
+        y = torch.relu(x).sum(0) + 1  # relu, sum: compute; add: an operator's glue
+        torch.empty_like(x)
+        torch.ones(2, device="meta").exp()  # not on the evaluated device
+    assert y.shape == (4,) and seen == {"relu": 1, "sum": 1, "add": 1, "empty_like": 1}, seen
+    found = census_found(seen, census_forbidden(GatePolicy()))
+    assert "relu (1 call)" in found and "sum (1 call)" in found and "add" not in found and "empty" not in found
+    assert census_found(seen, census_forbidden(GatePolicy().allowing("relu", "sum"))) is None
+    torch.relu(x)  # outside the census: not counted
+    assert seen["relu"] == 1
+
+
+def test_op_census_leaves_an_allowed_torch_call_its_own_aten_ops():
+    torch = pytest.importorskip("torch")
+    from assay.kernels.gate import GatePolicy, allowed_calls
+    from assay.kernels.worker import op_census
+    allowed = allowed_calls(GatePolicy().allowing("einsum", "Linear"))
+    assert {"einsum", "linear"} <= allowed and "empty_like" not in allowed
+    seen: dict[str, int] = {}
+    census = op_census(torch.device("cpu"), seen, allowed)
+    x, lin = torch.randn(2, 3, 3), torch.nn.Linear(3, 3)
+    with torch.no_grad(), census():
+        torch.einsum("bij,bjk->bik", x, x)  # runs as bmm, inside the allowed einsum
+        lin(x)  # nn.Linear -> F.linear, allowed as Linear's functional name
+        torch.bmm(x, x)  # bmm itself was not allowed
+    assert seen.get("bmm") == 1 and "addmm" not in seen, seen

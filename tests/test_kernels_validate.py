@@ -32,8 +32,11 @@ def test_gpu_validate_cpu_dry_run(tmp_path):
     assert runs["fast"]["correct"] and runs["slow"]["correct"]
     assert not runs["wrong"]["correct"] and not runs["reuse"]["correct"] and not runs["pointer_cache"]["correct"]
     assert runs["version_cache"]["message"].startswith("right when checked, wrong while timed")
+    # the op census, past the gate: ATen's maximum after the kernel
+    assert runs["torch_compute"]["status"] == "gate" and "maximum (" in runs["torch_compute"]["message"]
     gate = rep["problems"]["level1/1_Swish"]["gate"]
     assert "stream-thread" in gate["side_stream"] and "output-cache" in gate["pointer_cache"]
+    assert "torch-compute" in gate["torch_compute"]
     assert "CPU DRY RUN" in (tmp_path / "kernels_gpu_validate_cpu_dryrun.md").read_text()
 
 

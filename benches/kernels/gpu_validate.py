@@ -6,7 +6,7 @@ same KernelEvaluator that `assay kernel` uses:
   slow   - a correct but slower one
   wrong  - an incorrect one
   reuse, side_stream, pointer_cache, version_cache, value_cache, forged_verdict, global_hook,
-         slowed_reference - cheats built from the fast kernel
+         slowed_reference, torch_compute - cheats built from the fast kernel
 and checks:
   1. every cheat is caught: by the static gate, and (gate bypassed) by the run itself
      (or, for the side stream, by the device-vs-synced timing flag);
@@ -64,6 +64,7 @@ MIN_RUN_S = 60.0  # a timed run is not started with less than this left
 # What a run must say to count as catching a wrong or cheating kernel: a verdict on its output.
 # An error or timeout judged nothing (a broken machine would otherwise "catch" every cheat).
 CAUGHT = ("mismatch", "nondeterministic", "stale", "mutated", "tamper")
+RUN_CAUGHT = CAUGHT + ("gate",)  # a cheat run with the gate bypassed: `gate` is then the op census's verdict
 
 
 def cheats(fast: str) -> dict[str, str]:
@@ -162,6 +163,14 @@ torch.os._exit(0)
         "global_hook": base + '''
 torch.nn.modules.module.register_module_forward_hook(lambda module, args, output: output * 0)
 ''',
+        # lets ATen do (a token part of) the work: a right answer, found only by the run's op census
+        # (in C++, `using namespace at;` hides such a call from the gate; the CPU tests cover that)
+        "torch_compute": base + '''
+class ModelNew(_Fast):
+    def forward(self, *xs):
+        out = super().forward(*xs)
+        return torch.maximum(out, out)
+''',
         # makes every other module's call (the reference's, the compiled baseline's) run four times
         "slowed_reference": base + '''
 _call = torch.nn.Module.__call__
@@ -183,7 +192,7 @@ class ModelNew(_Fast):
 
 
 CHEATS = ("reuse", "side_stream", "pointer_cache", "version_cache", "value_cache", "forged_verdict",
-          "global_hook", "slowed_reference")
+          "global_hook", "slowed_reference", "torch_compute")
 
 
 def machine() -> dict:
@@ -431,7 +440,7 @@ def main() -> int:
         gate_ok = {k: G.check(v, ev_check.config.policy).ok for k, v in srcs[p.id].items()}
         for c in CHEATS:
             run = r["runs"][c]
-            dynamic = run["status"] in CAUGHT or bool(run["review"])
+            dynamic = run["status"] in RUN_CAUGHT or bool(run["review"])
             check(f"{p.id}: cheat {c} caught", (not gate_ok[c]) or dynamic,
                   f"gate: {'rejected' if not gate_ok[c] else 'passed'}; run (gate bypassed): {run['status']}"
                   + (f", review: {run['review']}" if run["review"] else ""))

@@ -17,6 +17,11 @@ how far each reference's output moves between the trials' inputs (`reference_cha
 atol=rtol at which a kernel returning one fixed output would pass) and lists the problems where
 a constant would pass at the default tolerance (1e-4) or at KernelBench's (1e-2).
 
+With --protocol --census the worker's op census is on as well (default policy): every reference
+it flags (`gate`, torch-compute) is one whose torch compute it sees; the report lists the others,
+the problems that Python's operators alone can compute, which a candidate could then do beside
+any kernel. (The constant-output counts need the census off: they count correct verdicts.)
+
 Writes benches/results/<--name, default kernelbench_shrink_cpu>.{json,md}. The KernelBench checkout is
 third-party data and is not committed.
 """
@@ -84,15 +89,18 @@ def run_one(source: str, timeout: float) -> dict:
     return out
 
 
-def protocol_verdicts(problems: list, workers: int) -> dict[str, dict]:
-    """The reference renamed to ModelNew through the correctness check (no gate, no timing)."""
+def protocol_verdicts(problems: list, workers: int, census: bool = False) -> dict[str, dict]:
+    """The reference renamed to ModelNew through the correctness check (no gate, no timing).
+    With `census`, the worker's op census is on, with the default policy: a reference it does not
+    flag computes only with what the census lets through (Python's operators, allocation, views)."""
     import re
     from concurrent.futures import ThreadPoolExecutor
 
     from assay.kernels.evaluate import EvalConfig, KernelEvaluator
     from assay.kernels.sandbox import kernel_sandbox
 
-    ev = KernelEvaluator(EvalConfig(device="cpu", timing=False, eval_timeout_s=300,
+    # census off unless asked: the reference run as the candidate computes with torch by design
+    ev = KernelEvaluator(EvalConfig(device="cpu", timing=False, eval_timeout_s=300, census=census,
                                     cache_dir=tempfile.mkdtemp(prefix="assay_kb_protocol_")), kernel_sandbox("cpu"))
 
     def one(p) -> tuple[str, dict]:
@@ -121,6 +129,8 @@ def main() -> int:
     ap.add_argument("--kernelbench-commit", default=None, help="recorded in the report")
     ap.add_argument("--protocol", action="store_true", help="also run the correctness protocol (see above)")
     ap.add_argument("--workers", type=int, default=2, help="protocol evaluations at once")
+    ap.add_argument("--census", action="store_true",
+                    help="run the protocol with the op census on: which references compute only with operators")
     ap.add_argument("--out", default=str(ROOT / "benches" / "results"))
     ap.add_argument("--name", default="kernelbench_shrink_cpu", help="result file stem")
     a = ap.parse_args()
@@ -137,11 +147,11 @@ def main() -> int:
             else:
                 runnable.append(p)
     if a.protocol:
-        verdicts = protocol_verdicts(runnable, a.workers)
+        verdicts = protocol_verdicts(runnable, a.workers, a.census)
         for r in rows:
             if r["problem_id"] in verdicts:
                 r["protocol"] = verdicts[r["problem_id"]]
-                if r["protocol"]["status"] != "correct":
+                if r["protocol"]["status"] != ("gate" if a.census else "correct"):
                     print(f"{r['problem_id']}: protocol says {r['protocol']['status']}: "
                           f"{r['protocol']['message'][:200]}", flush=True)
     by_level: dict[str, dict[str, int]] = {}
@@ -151,6 +161,7 @@ def main() -> int:
         lv["problems"] += 1
         lv["ok"] += r["status"] == "ok"
         lv["protocol_correct"] += r.get("protocol", {}).get("status") == "correct"
+        lv["census_flagged"] = lv.get("census_flagged", 0) + (r.get("protocol", {}).get("status") == "gate")
         for tol in ("1e-4", "1e-2"):
             lv[f"constant_passes_{tol}"] += constant_passes(r, float(tol))
     result = {
@@ -180,7 +191,16 @@ def main() -> int:
               "| problem | status | error |", "|---|---|---|"]
     lines += [f"| {r['problem_id']} | {r['status']} | {r.get('error', '').replace('|', '/')} |"
               for r in rows if r["status"] != "ok"]
-    if a.protocol:
+    if a.protocol and a.census:
+        lines += ["", "With the op census on (default policy), the references it flags as torch compute, per level: "
+                  + ", ".join(f"{lv} {c['census_flagged']} of {c['ok']}" for lv, c in by_level.items())
+                  + ". The rest compute only with what the census lets through (Python's operators, allocation, "
+                  "views): for them a candidate could launch any kernel and compute with operators:", "",
+                  "| problem | verdict | message |", "|---|---|---|"]
+        lines += [f"| {r['problem_id']} | {r['protocol']['status']} | "
+                  f"{r['protocol']['message'][:160].replace('|', '/').replace(chr(10), ' ')} |"
+                  for r in rows if r.get("protocol", {}).get("status") not in (None, "gate")]
+    elif a.protocol:
         lines += ["", "Runnable problems whose own reference, as a candidate, the protocol did not judge correct:", "",
                   "| problem | verdict | message |", "|---|---|---|"]
         lines += [f"| {r['problem_id']} | {r['protocol']['status']} | "

@@ -74,6 +74,9 @@ class EvalConfig:
     compile_workers: int = 2
     cache_dir: str | None = None
     policy: G.GatePolicy = field(default_factory=G.GatePolicy)
+    # count the ATen ops the candidate dispatches and reject compute the policy does not allow;
+    # off only where torch compute is the point (a bench running the reference as the candidate)
+    census: bool = True
     memory_mb: int = field(default_factory=default_memory_mb)  # memory cgroup, else RLIMIT_AS (CPU only)
 
     @property
@@ -120,7 +123,7 @@ class Verdict:
     def feedback(self, limit: int = 3000) -> str:
         """What the model sees next round: the compiler error, the mismatch, or the timing."""
         if self.status == "gate":
-            text = f"Your code was rejected before building ({', '.join(self.gate_rules)}): {self.message}"
+            text = f"Your code was rejected ({', '.join(self.gate_rules)}): {self.message}"
         elif self.status == "compile":
             text = f"Your code failed to build:\n{self.compile_log or self.message}"
         elif self.status == "tamper":
@@ -370,6 +373,8 @@ class KernelEvaluator:
         spec = {"mode": "eval", "problem_file": f"problem_{problem.digest}.py",
                 "candidate_file": "candidate.py", "device": c.device, "seed": c.seed,
                 "trials": max(5, c.trials), "tolerance": c.tolerance, "profile": c.profile,
+                "census": {"forbidden": sorted(G.census_forbidden(c.policy)),
+                           "allowed_calls": sorted(G.allowed_calls(c.policy))} if c.census else None,
                 "timing": {"warmup": c.warmup, "trials": c.timing_trials, "repeats": c.repeats,
                            "rotate": c.rotate, "rotate_bytes": c.rotate_bytes, "baselines": list(c.baselines)} if c.timed else None}
         found, res, sides = self._run(ws, spec, c.eval_timeout_s)
@@ -420,7 +425,8 @@ class KernelEvaluator:
                            compile_log=(built["message"] + "\n" + built.get("log", ""))[-8000:], source_hash=h)
         r = self.check(problem, source)
         v = Verdict(cid, r["status"] if r["status"] in STATUSES else "error", r.get("message", ""), source_hash=h,
-                    profile=r.get("profile"), reference_change=r.get("reference_change"))
+                    gate_rules=list(r.get("rules", [])), profile=r.get("profile"),
+                    reference_change=r.get("reference_change"))
         if v.status == "compile":
             v.compile_log = v.message
         if v.correct and r.get("timing"):

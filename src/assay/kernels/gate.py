@@ -61,8 +61,48 @@ remainder fmod floor ceil round trunc sign log1p expm1 log2 log10 exp2 logaddexp
 tan asin acos atan atan2 erfc erfinv softmin hardshrink softshrink logsigmoid threshold nan_to_num
 normalize scatter scatter_add index_add gather index_select masked_fill masked_fill_ masked_select
 cross cdist cummax cummin median quantile kthvalue logcumsumexp hypot sigmoid_ tanh_ sqrt_ pow_
-abs_ neg_ silu_ gelu_
+abs_ neg_ silu_ gelu_ rms_norm softsign
 """.split())
+
+# For the worker's run-time op census (worker.op_census), which names an ATen op by what it
+# computes (worker.aten_base): ATen's names for compute that a candidate's source spells otherwise,
+# and the ops Python's operators and builtins reach (`+`, `*`, `-x`, `**`, `%`, abs(), round()),
+# which the gate lets through as glue and so does the census.
+ATEN_COMPUTE = frozenset("""
+convolution scaled_dot_product_attention interpolate embedding embedding_bag lstm gru rnn_tanh rnn_relu
+glu prelu prelu_kernel rrelu celu log_sigmoid var_mean std_mean linalg_vector_norm vector_norm
+adaptive_avg_pool1d adaptive_avg_pool3d adaptive_max_pool1d adaptive_max_pool2d adaptive_max_pool3d
+binary_cross_entropy binary_cross_entropy_with_logits smooth_l1_loss huber_loss l1_loss nll_loss2d
+cross_entropy_loss cosine_similarity pairwise_distance cdist_forward grid_sampler_2d grid_sampler_3d
+any all count_nonzero bilinear trilinear weight_norm pdist dist renorm linalg_matmul int_mm scaled_mm
+""".split())
+OPERATOR_OPS = frozenset("add sub rsub mul div true_divide floor_divide neg pow remainder abs round".split())
+# An allowed op (or nn module) lets through the ATen ops it turns into.
+_ALLOW_FAMILIES = {
+    "linear": {"addmm", "mm", "matmul", "bmm", "baddbmm", "addmv", "mv"},
+    "matmul": {"mm", "bmm", "mv", "dot", "addmm"}, "bmm": {"baddbmm"}, "mm": {"addmm"},
+    "multihead_attention": {"scaled_dot_product_attention", "addmm", "mm", "bmm", "baddbmm", "softmax", "linear"},
+    "cross_entropy": {"log_softmax", "nll_loss", "cross_entropy_loss"}, "group_norm": {"batch_norm"},
+    "instance_norm": {"batch_norm"},
+}
+
+
+def allowed_calls(policy: GatePolicy) -> frozenset[str]:
+    """The torch function names whose ATen ops the census leaves to them: the ops --allow-op
+    added, and the functional names of the nn modules among them (Conv2d is conv2d)."""
+    return frozenset(n for op in policy.allowed_ops - DEFAULT_ALLOWED_OPS for n in module_ops(op) | {op})
+
+
+def census_forbidden(policy: GatePolicy) -> frozenset[str]:
+    """The op names (as worker.aten_base gives them) the run-time census rejects under `policy`."""
+    allowed: set[str] = set()
+    for op in policy.allowed_ops:
+        for name in module_ops(op) | {op}:
+            allowed |= {name, *_ALLOW_FAMILIES.get(name, ())}
+            if re.search(r"conv(olution|_|\d|$)", name):
+                allowed.add("convolution")
+    return frozenset((COMPUTE_METHODS | ATEN_COMPUTE) - OPERATOR_OPS - allowed)
+
 
 ALLOWED_IMPORTS = frozenset({
     "torch", "triton", "math", "typing", "functools", "operator", "numbers", "dataclasses",
@@ -151,8 +191,15 @@ _SRC_RULES = [
     # files, processes and raw memory: nothing a kernel needs, everything a forger does
     (re.compile(r"\b(?:dlopen|dlsym|popen|system|execv\w*|execl\w*|fopen|freopen|mmap|mprotect|ptrace|syscall)"
                 r"\(|\b(?:std::)?[io]?fstream\b"), "dynamic-code"),
+    # the dispatcher's own switches: a kernel needs none, and with them C++ can hide its ATen calls
+    # from the worker's op census (or notice it)
+    (re.compile(r"\b(DispatchKey\w*|\w*DispatchKeyGuard|\w*DispatchMode\w*|AutoDispatch\w*|PythonTLSSnapshot"
+                r"|RecordFunction\w*|tls_\w+)\b"), "dynamic-code"),
 ]
-_ATEN_CALL = re.compile(r"\b(?:torch|at)::(?:native::|nn::functional::|_ops::)?([a-z_][a-z0-9_]*)\s*(?:\(|::call)")
+_ATEN_CALL = re.compile(r"\b(?:torch|at)::(native::|nn::functional::|_ops::|cpu::|cuda::)?([a-z_][a-z0-9_]*)\b"
+                        r"(\s*(?:\(|::call))?")
+# `namespace F = torch::nn::functional;`: F::relu is torch::nn::functional::relu
+_NS_ALIAS = re.compile(r"\bnamespace\s+(\w+)\s*=\s*((?:::)?(?:torch|at)\b(?:\s*::\s*\w+)*)\s*;")
 # `x.mm(w)`, `x.relu()`: ATen compute through a tensor's methods (metadata, views and allocation,
 # `x.size(0)`, `x.view(...)`, `x.contiguous()`, are not in COMPUTE_METHODS)
 _ATEN_METHOD = re.compile(r"\.\s*(" + "|".join(sorted(COMPUTE_METHODS, key=len, reverse=True)) + r")\s*\(")
@@ -281,6 +328,13 @@ class _Gate:
             self.check_source_string(s)
             if "/proc/" in s.value or "/dev/mem" in s.value:
                 self.add("dynamic-code", s, f"{s.value[:40]!r}: the process's own memory and state")
+        for call in (n for n in ast.walk(self.tree) if self.is_load_inline(n)):  # "at" + "::relu(x)"
+            for arg in list(call.args[1:3]) + [k.value for k in call.keywords if k.arg in ("cpp_sources",
+                                                                                            "cuda_sources")]:
+                known = {(v.rule, v.detail) for v in self.out}
+                start = len(self.out)
+                self.check_source_text(self.const_str(arg), arg)  # only what no single string showed
+                self.out[start:] = [v for v in self.out[start:] if (v.rule, v.detail) not in known]
         if model_new is not None:
             self.check_model_new(model_new)
         kernel = self.kernel_kind()
@@ -449,16 +503,25 @@ class _Gate:
             self.add("reference-model", node, f"imports {node.module}")
 
     def check_source_string(self, node: ast.Constant) -> None:
-        text = node.value
+        self.check_source_text(node.value, node)
+
+    def check_source_text(self, text: str, node: ast.AST) -> None:
         if len(text) < 20 or "(" not in text:
             return
         for rx, rule in _SRC_RULES:
             m = rx.search(text)
             if m:
                 self.add(rule, node, f"{m.group(0)!r} in C++/CUDA source")
+        for alias, target in _NS_ALIAS.findall(text):
+            text = re.sub(rf"(?<![\w:]){alias}\s*::", re.sub(r"\s+", "", target) + "::", text)
         for m in _ATEN_CALL.finditer(text):
-            if m.group(1) not in self.policy.allowed_ops:
-                self.add("torch-compute", node, f"ATen call {m.group(0).rstrip('(').strip()} in C++ source")
+            space, name, called = m.group(1), m.group(2), m.group(3) is not None
+            # a call, or a compute op's name passed on (a macro, `using at::relu;`, a function pointer);
+            # at::cuda:: and at::cpu:: also hold the device's helpers (current_device, getCurrentCUDAStream)
+            if (called and space not in ("cpu::", "cuda::") or name in COMPUTE_METHODS) \
+                    and name not in self.policy.allowed_ops:
+                what = "ATen call" if called else "ATen op"
+                self.add("torch-compute", node, f"{what} {m.group(0).rstrip('(').strip()} in C++ source")
         for m in _ATEN_METHOD.finditer(text) if ";" in text else ():  # C++ statements, not prose
             if m.group(1) not in self.policy.allowed_ops:
                 self.add("torch-compute", node, f"tensor method .{m.group(1)}() in C++ source")

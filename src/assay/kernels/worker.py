@@ -19,14 +19,18 @@ lists, ctypes or /proc; and a tripwire compares what the verdict relies on (the 
 functions, torch's callables and nn classes, the problem module, torch's numeric settings,
 sys.stdout) with how it was before the candidate loaded, after every candidate call and timing
 measurement, so a patch is seen before the reference runs under it. Results are written with
-os.write as it was before the candidate loaded.
+os.write as it was before the candidate loaded. A third check, the op census, counts the ATen ops
+the candidate's untimed calls dispatch (its C++ too): torch compute the gate could not see in
+the source fails the verdict as `gate` (`torch-compute`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import math
+import re
 import statistics
 import sys
 import traceback
@@ -80,6 +84,88 @@ def _sync(device) -> None:
 
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+# ATen's internal spellings of an op, reduced to the op (see aten_base).
+_ATEN_PREFIXES = ("native_", "cudnn_", "mkldnn_", "miopen_", "slow_", "thnn_", "fused_", "fbgemm_")
+_ATEN_SUFFIXES = ("_with_indices", "_forward", "_for_cpu", "_legit_no_training", "_legit_functional",
+                  "_legit_no_stats", "_legit", "_impl_index", "_activation", "_overrideable", "_nd")
+
+
+def aten_base(op: str) -> str:
+    """The op an ATen overload computes, as the gate names ops: `relu_` is relu, `_softmax` is
+    softmax, `native_layer_norm` is layer_norm, `max_pool2d_with_indices` is max_pool2d,
+    `cudnn_convolution` and `conv2d` are convolution, `_scaled_dot_product_flash_attention` is
+    scaled_dot_product_attention."""
+    b, before = op, None
+    while b != before:
+        before, b = b, b.strip("_")
+        b = next((b[len(p):] for p in _ATEN_PREFIXES if b.startswith(p)), b)
+        b = next((b[: -len(s)] for s in _ATEN_SUFFIXES if b.endswith(s)), b)
+    if re.search(r"conv(olution|_|\d|$)", b):
+        return "convolution"
+    if "attention" in b:
+        return "scaled_dot_product_attention"
+    return "interpolate" if b.startswith("upsample") else b
+
+
+def op_census(device, seen: dict[str, int], allowed: frozenset[str] = frozenset()):
+    """A maker of context managers that count into `seen`, by `aten_base` name, the ATen ops
+    dispatched on `device`'s tensors while one is on (a TorchDispatchMode): those of C++
+    extension code too (`at::relu`, however it is spelt: an alias, a macro, `using namespace at`,
+    a source string built at run time, all go through the dispatcher), which the gate only reads
+    as text. What a torch function named in `allowed` (the --allow-op names) dispatches, from
+    Python, is that function's (`einsum` runs as `bmm`) and is not counted. Made before the
+    candidate loads."""
+    import torch
+    from torch.overrides import TorchFunctionMode
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    depth = [0]  # allowed torch functions under way
+
+    class AllowedCalls(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            mine = getattr(func, "__name__", "") in allowed
+            depth[0] += mine
+            try:
+                return func(*args, **(kwargs or {}))
+            finally:
+                depth[0] -= mine
+
+    class Census(TorchDispatchMode):
+        def __init__(self, into: dict[str, int]) -> None:
+            super().__init__()
+            self.into = into
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            out = func(*args, **kwargs)
+            ns, _, rest = str(func).partition(".")
+            if ns == "aten" and not depth[0] and any(
+                    isinstance(t, torch.Tensor) and t.device.type == device.type
+                    for t in _flat(list(args) + list(kwargs.values())) + _flat(out)):
+                name = aten_base(rest.split(".")[0])
+                self.into[name] = self.into.get(name, 0) + 1
+            return out
+
+    @contextlib.contextmanager
+    def census(into: dict[str, int] = seen):
+        with AllowedCalls(), Census(into):
+            yield
+
+    with census({}):  # the first use imports what rebinds torch.manual_seed: now, not in the candidate's call
+        torch.zeros(1).add(1)
+    return census
+
+
+def census_found(seen: dict[str, int], forbidden) -> str | None:
+    """What the census saw that the kernel should have computed, or None."""
+    bad = sorted(n for n in seen if n in forbidden)
+    if not bad:
+        return None
+    return ("the candidate's forward dispatched ATen compute ops (from Python, or from its C++ through the "
+            "dispatcher): " + ", ".join(f"{n} ({seen[n]} call{'s' * (seen[n] > 1)})" for n in bad)
+            + "; the kernel must do the main computation")
 
 
 # Audit events through which Python code gets hold of a frame (and from it, through f_back and
@@ -355,9 +441,11 @@ class Tampered(BaseException):
     candidate calls does not file it as the candidate's runtime error."""
 
 
-def correctness(prob, ref, new, device, spec: dict, phase=_nothing, watch=_nothing) -> dict:
-    """The correctness protocol; `phase(side)` announces each step and `watch()` (the tripwire
-    check) runs after every candidate call, before the reference can run again."""
+def correctness(prob, ref, new, device, spec: dict, phase=_nothing, watch=_nothing,
+                census=contextlib.nullcontext) -> dict:
+    """The correctness protocol; `phase(side)` announces each step, every candidate call runs
+    inside `census()` (see op_census) and `watch()` (the tripwire check) runs after it, before
+    the reference can run again."""
     import torch
 
     trials, seed, tol = int(spec.get("trials", 5)), int(spec.get("seed", 42)), spec.get("tolerance")
@@ -370,7 +458,8 @@ def correctness(prob, ref, new, device, spec: dict, phase=_nothing, watch=_nothi
 
     def candidate(inputs: list):
         phase("candidate")
-        out = new(*inputs)
+        with census():
+            out = new(*inputs)
         _sync(device)  # the candidate's asynchronous faults surface here, not in the reference
         watch()
         return out
@@ -466,7 +555,8 @@ def timing_module():
     return T
 
 
-def timing(prob, ref, new, device, spec: dict, T, watch=_nothing, rebase=_nothing, picks=(0,)) -> dict:
+def timing(prob, ref, new, device, spec: dict, T, watch=_nothing, rebase=_nothing, picks=(0,),
+           census=contextlib.nullcontext) -> dict:
     """Candidate and baselines timed in turn by `T` (kernels/timing.py, imported before the
     candidate loaded); `watch()` after each measurement, `rebase()` after torch.compile's first
     run (dynamo rebinds a few torch callables on it). In each of the candidate's measurements one
@@ -474,7 +564,7 @@ def timing(prob, ref, new, device, spec: dict, T, watch=_nothing, rebase=_nothin
     that does the work only when it is checked cannot know which timed call counts. That call's
     buffers first get new values (from a secret seed) in place, unseen by any cache keyed on the
     tensor, its address or its version, so a kernel that answers repeated inputs from a cache
-    returns a stale output there."""
+    returns a stale output there. The untimed call after timing runs inside `census()`."""
     import torch
 
     ts = spec["timing"]
@@ -525,7 +615,8 @@ def timing(prob, ref, new, device, spec: dict, T, watch=_nothing, rebase=_nothin
         # A cache keyed on the input tensors would now return stale results: same buffers, new values.
         torch.manual_seed(seed + 2000)
         now = _refill(arg_sets[0], _to(list(prob.get_inputs()), device))
-        got = new(*arg_sets[0])
+        with census():  # on timing's own buffers: a kernel that hands work to ATen once timed does so here
+            got = new(*arg_sets[0])
         watch()
         diff = compare(ref(*now), got, tol)
     out["runs"] = runs
@@ -617,6 +708,9 @@ def main() -> None:
         except Exception:
             emit({"status": "error", "message": f"initialising CUDA failed in the evaluation process:\n{_tb()}"})
             return
+    seen: dict[str, int] = {}  # before the tripwire's first look: its imports rebind torch.manual_seed
+    census = (op_census(device, seen, frozenset(spec["census"]["allowed_calls"])) if spec.get("census")
+              else contextlib.nullcontext)
     changed, rebase = tripwire(_watched(torch, prob, T), data={"problem": prob})
     picks = [int.from_bytes(os.urandom(4), "little") for _ in range(64)]  # drawn before candidate code runs
 
@@ -646,14 +740,15 @@ def main() -> None:
             watch()
             emit(built)
             return
-        emit(_evaluate(prob, cand, device, spec, phase, watch, rebase, T, picks))
+        emit(_evaluate(prob, cand, device, spec, phase, watch, rebase, T, picks, census, seen))
     except Tampered as e:
         emit({"status": "tamper", "message": (
             f"after candidate code ran, {e} was no longer what it was before: the candidate changed the "
             "harness, torch, or the problem it is judged against")})
 
 
-def _evaluate(prob, cand, device, spec: dict, phase, watch, rebase, T, picks) -> dict:
+def _evaluate(prob, cand, device, spec: dict, phase, watch, rebase, T, picks,
+              census=contextlib.nullcontext, seen: dict[str, int] | None = None) -> dict:
     import torch
 
     if device.type == "cuda" and not torch.cuda.is_available():  # the machine's fault, not the candidate's
@@ -673,11 +768,21 @@ def _evaluate(prob, cand, device, spec: dict, phase, watch, rebase, T, picks) ->
         watch()
         return {"status": "runtime", "message": f"constructing ModelNew failed:\n{_tb()}"}
     watch()
-    result = correctness(prob, ref, new, device, spec, phase, watch)
+    forbidden = frozenset((spec.get("census") or {}).get("forbidden", ()))
+
+    def computed_by_torch(when: str) -> dict | None:
+        found = census_found(seen or {}, forbidden)
+        return {"status": "gate", "rules": ["torch-compute"], "message": f"{when}, {found}"} if found else None
+
+    result = correctness(prob, ref, new, device, spec, phase, watch, census)
+    if result["status"] == "correct":
+        result = computed_by_torch("in the correctness trials") or result
     if result["status"] == "correct" and spec.get("timing"):
         phase("timing")  # both sides run, interleaved; a death there stays the candidate's
         try:
-            result["timing"] = timing(prob, ref, new, device, spec, T, watch, rebase, picks)
+            result["timing"] = timing(prob, ref, new, device, spec, T, watch, rebase, picks, census)
+            when = "in the untimed call after timing (not in the correctness trials)"
+            result = computed_by_torch(when) or result
         except Exception:
             result = {"status": "runtime", "message": f"the timing run raised:\n{_tb()}"}
     watch()
