@@ -109,9 +109,10 @@ def aten_base(op: str) -> str:
     return "interpolate" if b.startswith("upsample") else b
 
 
-def op_census(device, seen: dict[str, int], allowed: frozenset[str] = frozenset()):
+def op_census(seen: dict[str, int], allowed: frozenset[str] = frozenset()):
     """A maker of context managers that count into `seen`, by `aten_base` name, the ATen ops
-    dispatched on `device`'s tensors while one is on (a TorchDispatchMode): those of C++
+    dispatched while one is on (a TorchDispatchMode), on any device that holds data (work moved to
+    the CPU and back is still ATen's; a meta tensor holds none): those of C++
     extension code too (`at::relu`, however it is spelt: an alias, a macro, `using namespace at`,
     a source string built at run time, all go through the dispatcher), which the gate only reads
     as text. What a torch function named in `allowed` (the --allow-op names) dispatches, from
@@ -142,7 +143,7 @@ def op_census(device, seen: dict[str, int], allowed: frozenset[str] = frozenset(
             out = func(*args, **kwargs)
             ns, _, rest = str(func).partition(".")
             if ns == "aten" and not depth[0] and any(
-                    isinstance(t, torch.Tensor) and t.device.type == device.type
+                    isinstance(t, torch.Tensor) and t.device.type != "meta"
                     for t in _flat(list(args) + list(kwargs.values())) + _flat(out)):
                 name = aten_base(rest.split(".")[0])
                 self.into[name] = self.into.get(name, 0) + 1
@@ -709,7 +710,7 @@ def main() -> None:
             emit({"status": "error", "message": f"initialising CUDA failed in the evaluation process:\n{_tb()}"})
             return
     seen: dict[str, int] = {}  # before the tripwire's first look: its imports rebind torch.manual_seed
-    census = (op_census(device, seen, frozenset(spec["census"]["allowed_calls"])) if spec.get("census")
+    census = (op_census(seen, frozenset(spec["census"]["allowed_calls"])) if spec.get("census")
               else contextlib.nullcontext)
     changed, rebase = tripwire(_watched(torch, prob, T), data={"problem": prob})
     picks = [int.from_bytes(os.urandom(4), "little") for _ in range(64)]  # drawn before candidate code runs
