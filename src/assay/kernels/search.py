@@ -31,7 +31,9 @@ RULES_TEXT = """Rules (a static check rejects code that breaks them, before buil
 - Define `class ModelNew(nn.Module)` with the same __init__ arguments and forward inputs/outputs as Model.
 - Do the computation in your kernel(s). In forward you may allocate outputs and take views
   (torch.empty, .view, .contiguous, ...), but not call torch compute ops (matmul, conv, softmax, relu, ...)
-  nor run nn modules; you may keep nn layers in __init__ only to hold weights.
+  nor run nn modules; you may keep nn layers in __init__ only to hold weights. The same holds in C++/CUDA
+  host code: no ATen compute (at::/torch:: ops, tensor methods such as x.mm(w)); the evaluation counts
+  the ATen ops your forward dispatches and rejects compute among them.
 - Do not reference Model, use try/except, streams, threads, timers, caches across calls, data_ptr
   keys in Python, tensor subclasses, or assign attributes on torch modules.
 - Do not reach into the interpreter or the process: no sys, gc, inspect, frames, private torch
