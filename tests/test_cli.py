@@ -88,8 +88,11 @@ def test_ctrl_c_says_what_was_kept_and_exits_130(tmp_path):
     from procs import procs_naming
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASSAY_")}
+    # Ctrl-C as a terminal delivers it: a shell's background job (CI started with `&`) inherits
+    # SIGINT ignored, and Python then never raises KeyboardInterrupt
     p = subprocess.Popen(ASSAY + ["sandbox", "run", "--timeout", "60", "--", "sleep", "30.25"], cwd=tmp_path,
-                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     def sleeping():  # the sandboxed command itself, not assay's command line that names it
         return [pid for pid, line in procs_naming("30.25").items() if line.startswith(b"sleep\x00")]
 
