@@ -35,11 +35,8 @@ from assay.machine import cpu_model  # noqa: E402
 from kernelbench_shrink import run_script  # noqa: E402  (this script's folder is on sys.path)
 
 RUN_ONE = r"""
-import importlib.util, json, sys, torch
+import json, torch
 from assay.kernels.worker import reference_change
-spec = importlib.util.spec_from_file_location("problem", sys.argv[1])
-m = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(m)
 torch.manual_seed(42)
 model = m.Model(*m.get_init_inputs()).eval()
 outs = []

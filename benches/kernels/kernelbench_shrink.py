@@ -47,10 +47,7 @@ from assay.kernels.problem import load_level, problems_root  # noqa: E402
 from assay.machine import cpu_model  # noqa: E402
 
 RUN_ONE = r"""
-import importlib.util, sys, time, torch
-spec = importlib.util.spec_from_file_location("problem", sys.argv[1])
-m = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(m)
+import time, torch
 torch.manual_seed(0)
 model = m.Model(*m.get_init_inputs())
 xs = m.get_inputs()
@@ -61,12 +58,21 @@ print("OK", sum(x.numel() for x in xs if isinstance(x, torch.Tensor)), round(tim
 """
 
 
+# Loads the problem file named by the script's argument as module `m`.
+LOAD_PROBLEM = """import importlib.util, sys
+spec = importlib.util.spec_from_file_location("problem", sys.argv[1])
+m = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(m)
+"""
+
+
 def run_script(code: str, path: str, timeout: float, env: dict[str, str] | None = None) -> dict:
-    """Runs `code` on the problem file `path` in a fresh interpreter: {"out": its last stdout line},
-    or {"status": "fail" | "timeout", "error": the last line of stderr, or the timeout}."""
+    """Runs `code`, with the problem file `path` loaded as module `m`, in a fresh interpreter:
+    {"out": its last stdout line}, or {"status": "fail" | "timeout", "error": the last line of
+    stderr, or the timeout}."""
     try:
-        r = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True, timeout=timeout,
-                           env={**os.environ, **(env or {})})
+        r = subprocess.run([sys.executable, "-c", LOAD_PROBLEM + code, path], capture_output=True, text=True,
+                           timeout=timeout, env={**os.environ, **(env or {})})
     except subprocess.TimeoutExpired:
         return {"status": "timeout", "error": f"over {timeout:.0f} s"}
     if r.returncode == 0 and r.stdout.strip():
@@ -157,11 +163,12 @@ def main() -> int:
     by_level: dict[str, dict[str, int]] = {}
     for r in rows:
         lv = by_level.setdefault(r["problem_id"].split("/")[0], {"problems": 0, "ok": 0, "protocol_correct": 0,
-                                                                  "constant_passes_1e-4": 0, "constant_passes_1e-2": 0})
+                                                                  "census_flagged": 0, "constant_passes_1e-4": 0,
+                                                                  "constant_passes_1e-2": 0})
         lv["problems"] += 1
         lv["ok"] += r["status"] == "ok"
         lv["protocol_correct"] += r.get("protocol", {}).get("status") == "correct"
-        lv["census_flagged"] = lv.get("census_flagged", 0) + (r.get("protocol", {}).get("status") == "gate")
+        lv["census_flagged"] += r.get("protocol", {}).get("status") == "gate"
         for tol in ("1e-4", "1e-2"):
             lv[f"constant_passes_{tol}"] += constant_passes(r, float(tol))
     result = {

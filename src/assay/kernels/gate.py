@@ -15,6 +15,8 @@ import ast
 import re
 from dataclasses import dataclass, field
 
+from assay.kernels.worker import aten_base
+
 RULES = {
     "syntax": "the candidate is not valid Python",
     "no-modelnew": "the candidate defines no class ModelNew",
@@ -99,7 +101,7 @@ def census_forbidden(policy: GatePolicy) -> frozenset[str]:
     for op in policy.allowed_ops:
         for name in module_ops(op) | {op}:
             allowed |= {name, *_ALLOW_FAMILIES.get(name, ())}
-            if re.search(r"conv(olution|_|\d|$)", name):
+            if aten_base(name) == "convolution":  # conv2d, conv_transpose3d: ATen runs them as convolution
                 allowed.add("convolution")
     return frozenset((COMPUTE_METHODS | ATEN_COMPUTE) - OPERATOR_OPS - allowed)
 
@@ -309,6 +311,15 @@ class _Gate:
         return isinstance(node, ast.Call) and (self.dotted(node.func) or "").endswith(
             "cpp_extension.load_inline")
 
+    def inline_sources(self) -> list[tuple[ast.AST | None, ast.AST | None]]:
+        """(cpp_sources, cuda_sources) of every load_inline call, by keyword or position."""
+        out = []
+        for call in (n for n in ast.walk(self.tree) if self.is_load_inline(n)):
+            kw = {k.arg: k.value for k in call.keywords}
+            out.append((kw.get("cpp_sources") or (call.args[1] if len(call.args) > 1 else None),
+                        kw.get("cuda_sources") or (call.args[2] if len(call.args) > 2 else None)))
+        return out
+
     # -- passes ----------------------------------------------------------------------------
     def run(self) -> GateResult:
         self.collect()
@@ -328,9 +339,8 @@ class _Gate:
             self.check_source_string(s)
             if "/proc/" in s.value or "/dev/mem" in s.value:
                 self.add("dynamic-code", s, f"{s.value[:40]!r}: the process's own memory and state")
-        for call in (n for n in ast.walk(self.tree) if self.is_load_inline(n)):  # "at" + "::relu(x)"
-            for arg in list(call.args[1:3]) + [k.value for k in call.keywords if k.arg in ("cpp_sources",
-                                                                                            "cuda_sources")]:
+        for sources in self.inline_sources():  # "at" + "::relu(x)": the text load_inline gets, whole
+            for arg in filter(None, sources):
                 known = {(v.rule, v.detail) for v in self.out}
                 start = len(self.out)
                 self.check_source_text(self.const_str(arg), arg)  # only what no single string showed
@@ -743,11 +753,8 @@ class _Gate:
         else:
             kind = None
         if getattr(self, "reached_ext", False):
-            sources = [n for n in ast.walk(self.tree) if self.is_load_inline(n)]
-            for call in sources:
-                kw = {k.arg: k.value for k in call.keywords}
-                cuda = self.const_str(kw.get("cuda_sources") or (call.args[2] if len(call.args) > 2 else None))
-                cpp = self.const_str(kw.get("cpp_sources") or (call.args[1] if len(call.args) > 1 else None))
+            for cpp_arg, cuda_arg in self.inline_sources():
+                cuda, cpp = self.const_str(cuda_arg), self.const_str(cpp_arg)
                 if "__global__" in cuda and kind is None:
                     kind = "cuda"
                 elif self.policy.allow_cpp and cpp.strip() and kind is None:

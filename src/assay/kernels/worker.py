@@ -748,8 +748,7 @@ def main() -> None:
             "harness, torch, or the problem it is judged against")})
 
 
-def _evaluate(prob, cand, device, spec: dict, phase, watch, rebase, T, picks,
-              census=contextlib.nullcontext, seen: dict[str, int] | None = None) -> dict:
+def _evaluate(prob, cand, device, spec: dict, phase, watch, rebase, T, picks, census, seen: dict[str, int]) -> dict:
     import torch
 
     if device.type == "cuda" and not torch.cuda.is_available():  # the machine's fault, not the candidate's
@@ -772,7 +771,7 @@ def _evaluate(prob, cand, device, spec: dict, phase, watch, rebase, T, picks,
     forbidden = frozenset((spec.get("census") or {}).get("forbidden", ()))
 
     def computed_by_torch(when: str) -> dict | None:
-        found = census_found(seen or {}, forbidden)
+        found = census_found(seen, forbidden)
         return {"status": "gate", "rules": ["torch-compute"], "message": f"{when}, {found}"} if found else None
 
     result = correctness(prob, ref, new, device, spec, phase, watch, census)
