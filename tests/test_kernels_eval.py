@@ -393,6 +393,29 @@ def test_a_candidate_that_hangs_only_once_timed_is_told_so(tmp_path):
                          "after the candidate had passed every correctness check")
 
 
+def test_operator_math_beside_a_token_kernel_is_caught_by_the_op_census(ev, relu):
+    # the gate lets Python's operators through as glue; the census holds them to the reference's share
+    from assay.kernels.gate import check
+    policy = GatePolicy(allow_cpp=True)
+    by_operators = src("cheat_operator_math")
+    assert check(by_operators, policy).ok
+    v = ev.evaluate(relu, by_operators, "relu-by-operators")
+    assert v.status == "gate" and v.gate_rules == ["torch-compute"], v.message
+    assert v.message.startswith("in the correctness trials") and "on 12288 elements (abs 4096, add 4096, mul 4096)" in v.message
+    assert "output of 4096 elements" in v.message and "the reference's own operators reach 0 elements a call" in v.message
+
+    scale_add = load_problem(HERE / "problems" / "level1" / "2_Scale_Add.py", shrink=64)
+    cheat = src("cheat_operator_only_problem")
+    assert check(cheat, policy).ok
+    v = ev.evaluate(scale_add, cheat, "scale-add-by-operators")
+    assert v.status == "gate" and "the reference computes with operators alone" in v.message, v.message
+    honest = cheat.replace("""        scale_add(a[:1], b[:1], self.alpha)  # the token launch
+        return a * self.alpha + b""", """        return scale_add(a, b, self.alpha)""")
+    assert "a * self.alpha" not in honest and check(honest, policy).ok
+    v = ev.evaluate(scale_add, honest, "scale-add-in-cpp")
+    assert v.correct, v.message
+
+
 def test_an_evaluation_may_never_take_more_memory_than_most_of_the_machine():
     import os
 

@@ -552,33 +552,69 @@ def test_op_census_forbids_compute_but_not_glue_and_follows_allow_op():
 def test_op_census_counts_ops_on_any_device_that_holds_data():
     torch = pytest.importorskip("torch")
     from assay.kernels.gate import GatePolicy, census_forbidden
-    from assay.kernels.worker import census_found, op_census
-    seen: dict[str, int] = {}
-    census = op_census(seen)
+    from assay.kernels.worker import Tally, census_found, op_census
+    seen = Tally()
+    census = op_census()
     x = torch.randn(4, 4)
-    with census():
+    with census(seen):
         y = torch.relu(x).sum(0) + 1  # relu, sum: compute; add: an operator's glue
         torch.empty_like(x)
         torch.ones(2, device="meta").exp()  # shapes only, no data: not counted
-    assert y.shape == (4,) and seen == {"relu": 1, "sum": 1, "add": 1, "empty_like": 1}, seen
+    assert y.shape == (4,) and seen.calls == {"relu": 1, "sum": 1, "add": 1, "empty_like": 1}, seen.calls
+    assert seen.forwards == [{"relu": 16, "sum": 4, "add": 4, "empty_like": 16}]  # elements out, per op
     found = census_found(seen, census_forbidden(GatePolicy()))
     assert "relu (1 call)" in found and "sum (1 call)" in found and "add" not in found and "empty" not in found
     assert census_found(seen, census_forbidden(GatePolicy().allowing("relu", "sum"))) is None
     torch.relu(x)  # outside the census: not counted
-    assert seen["relu"] == 1
+    assert seen.calls["relu"] == 1
+
+
+def test_operator_math_past_the_references_share_is_torch_computing_the_answer():
+    torch = pytest.importorskip("torch")
+    from assay.kernels.gate import OPERATOR_OPS, GatePolicy, census_forbidden
+    from assay.kernels.worker import Tally, op_census, operator_math
+    forbidden, census = census_forbidden(GatePolicy()), op_census()
+    x, w = torch.randn(8, 8), torch.randn(8, 8)
+
+    def tally(*fns) -> Tally:
+        t = Tally()
+        for fn in fns:
+            with census(t):
+                fn()
+        return t
+
+    def judged(cand: Tally, ref: Tally):
+        return operator_math(cand, ref, 64, forbidden, OPERATOR_OPS)
+
+    relu_ref = tally(lambda: torch.relu(x))
+    by_operators = tally(lambda: x[:1] * 1, lambda: (x + abs(x)) * 0.5)  # a token call, then ReLU as operators
+    found = judged(by_operators, relu_ref)
+    assert found and "on 192 elements (abs 64, add 64, mul 64)" in found and "output of 64" in found
+    assert "reference's own operators reach 0" in found
+    assert judged(tally(lambda: x * (x > 0)), relu_ref)  # comparisons are operators too (gt 64 + mul 64)
+    assert judged(tally(lambda: x[:4] * 2), relu_ref) is None  # 32 elements of glue: within half an output
+    # a reference computing with operators alone leaves them all to the kernel: a * s beside a token launch
+    scale_ref = tally(lambda: x * 0.5 + w)
+    found = judged(tally(lambda: x * 0.5 + w), scale_ref)
+    assert found and "the reference computes with operators alone" in found
+    assert judged(tally(lambda: torch.empty_like(x)), scale_ref) is None  # the kernel's own buffer is not math
+    # beside compute of its own (a matmul the kernel does), a reference's operators may stay in torch
+    gemm_ref = tally(lambda: (x @ w) * 0.5 + w)
+    assert judged(tally(lambda: torch.empty_like(x) * 0.5 + w), gemm_ref) is None
+    assert judged(tally(lambda: (x + abs(x)) * 0.5 + w), gemm_ref)  # 256 elements against 128 + 32
 
 
 def test_op_census_leaves_an_allowed_torch_call_its_own_aten_ops():
     torch = pytest.importorskip("torch")
     from assay.kernels.gate import GatePolicy, allowed_calls
-    from assay.kernels.worker import op_census
+    from assay.kernels.worker import Tally, op_census
     allowed = allowed_calls(GatePolicy().allowing("einsum", "Linear"))
     assert {"einsum", "linear"} <= allowed and "empty_like" not in allowed
-    seen: dict[str, int] = {}
-    census = op_census(seen, allowed)
+    seen = Tally()
+    census = op_census(allowed)
     x, lin = torch.randn(2, 3, 3), torch.nn.Linear(3, 3)
-    with torch.no_grad(), census():
+    with torch.no_grad(), census(seen):
         torch.einsum("bij,bjk->bik", x, x)  # runs as bmm, inside the allowed einsum
         lin(x)  # nn.Linear -> F.linear, allowed as Linear's functional name
         torch.bmm(x, x)  # bmm itself was not allowed
-    assert seen.get("bmm") == 1 and "addmm" not in seen, seen
+    assert seen.calls.get("bmm") == 1 and "addmm" not in seen.calls, seen.calls

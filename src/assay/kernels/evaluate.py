@@ -374,7 +374,8 @@ class KernelEvaluator:
                 "candidate_file": "candidate.py", "device": c.device, "seed": c.seed,
                 "trials": max(5, c.trials), "tolerance": c.tolerance, "profile": c.profile,
                 "census": {"forbidden": sorted(G.census_forbidden(c.policy)),
-                           "allowed_calls": sorted(G.allowed_calls(c.policy))} if c.census else None,
+                           "allowed_calls": sorted(G.allowed_calls(c.policy)),
+                           "operators": sorted(G.OPERATOR_OPS)} if c.census else None,
                 "timing": {"warmup": c.warmup, "trials": c.timing_trials, "repeats": c.repeats,
                            "rotate": c.rotate, "rotate_bytes": c.rotate_bytes, "baselines": list(c.baselines)} if c.timed else None}
         found, res, sides = self._run(ws, spec, c.eval_timeout_s)

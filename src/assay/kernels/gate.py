@@ -68,8 +68,9 @@ abs_ neg_ silu_ gelu_ rms_norm softsign
 
 # For the worker's run-time op census (worker.op_census), which names an ATen op by what it
 # computes (worker.aten_base): ATen's names for compute that a candidate's source spells otherwise,
-# and the ops Python's operators and builtins reach (`+`, `*`, `-x`, `**`, `%`, abs(), round()),
-# which the gate lets through as glue and so does the census.
+# and the ops Python's operators and builtins reach (`+`, `*`, `-x`, `**`, `%`, `>`, `&`, `<<`,
+# abs(), round()), which the gate lets through as glue and so does the census, up to a budget of
+# elements (worker.operator_math).
 ATEN_COMPUTE = frozenset("""
 convolution scaled_dot_product_attention interpolate embedding embedding_bag lstm gru rnn_tanh rnn_relu
 glu prelu prelu_kernel rrelu celu log_sigmoid var_mean std_mean linalg_vector_norm vector_norm
@@ -78,7 +79,11 @@ binary_cross_entropy binary_cross_entropy_with_logits smooth_l1_loss huber_loss 
 cross_entropy_loss cosine_similarity pairwise_distance cdist_forward grid_sampler_2d grid_sampler_3d
 any all count_nonzero bilinear trilinear weight_norm pdist dist renorm linalg_matmul int_mm scaled_mm
 """.split())
-OPERATOR_OPS = frozenset("add sub rsub mul div true_divide floor_divide neg pow remainder abs round".split())
+OPERATOR_OPS = frozenset("""
+add sub rsub mul div true_divide floor_divide neg pow remainder abs round gt lt ge le eq ne
+bitwise_and bitwise_or bitwise_xor bitwise_not bitwise_left_shift bitwise_right_shift
+and or xor lshift rshift iand ior ixor ilshift irshift
+""".split())
 # An allowed op (or nn module) lets through the ATen ops it turns into.
 _ALLOW_FAMILIES = {
     "linear": {"addmm", "mm", "matmul", "bmm", "baddbmm", "addmv", "mv"},

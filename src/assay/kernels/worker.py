@@ -109,15 +109,35 @@ def aten_base(op: str) -> str:
     return "interpolate" if b.startswith("upsample") else b
 
 
-def op_census(seen: dict[str, int], allowed: frozenset[str] = frozenset()):
-    """A maker of context managers that count into `seen`, by `aten_base` name, the ATen ops
-    dispatched while one is on (a TorchDispatchMode), on any device that holds data (work moved to
-    the CPU and back is still ATen's; a meta tensor holds none): those of C++
-    extension code too (`at::relu`, however it is spelt: an alias, a macro, `using namespace at`,
-    a source string built at run time, all go through the dispatcher), which the gate only reads
-    as text. What a torch function named in `allowed` (the --allow-op names) dispatches, from
-    Python, is that function's (`einsum` runs as `bmm`) and is not counted. Made before the
-    candidate loads."""
+class Tally:
+    """What the op census saw over a run of forward calls: how often each ATen op (by its
+    `aten_base` name) ran, and, call by call, how many elements each op's outputs held."""
+
+    def __init__(self) -> None:
+        self.calls: dict[str, int] = {}
+        self.forwards: list[dict[str, int]] = []  # one per forward call: op -> elements out
+
+    def count(self, name: str, elements: int) -> None:
+        self.calls[name] = self.calls.get(name, 0) + 1
+        if self.forwards:
+            last = self.forwards[-1]
+            last[name] = last.get(name, 0) + elements
+
+    def busiest(self, names) -> dict[str, int]:
+        """Of the forward call whose ops in `names` produced the most elements, those ops' elements."""
+        best = max(self.forwards, key=lambda f: sum(v for n, v in f.items() if n in names), default={})
+        return {n: v for n, v in best.items() if n in names}
+
+
+def op_census(allowed: frozenset[str] = frozenset()):
+    """A maker of context managers, each one forward call, that count into a Tally, by
+    `aten_base` name, the ATen ops dispatched while it is on (a TorchDispatchMode), on any device
+    that holds data (work moved to the CPU and back is still ATen's; a meta tensor holds none):
+    those of C++ extension code too (`at::relu`, however it is spelt: an alias, a macro, `using
+    namespace at`, a source string built at run time, all go through the dispatcher), which the
+    gate only reads as text. What a torch function named in `allowed` (the --allow-op names)
+    dispatches, from Python, is that function's (`einsum` runs as `bmm`) and is not counted. Made
+    before the candidate loads."""
     import torch
     from torch.overrides import TorchFunctionMode
     from torch.utils._python_dispatch import TorchDispatchMode
@@ -134,7 +154,7 @@ def op_census(seen: dict[str, int], allowed: frozenset[str] = frozenset()):
                 depth[0] -= mine
 
     class Census(TorchDispatchMode):
-        def __init__(self, into: dict[str, int]) -> None:
+        def __init__(self, into: Tally) -> None:
             super().__init__()
             self.into = into
 
@@ -142,31 +162,52 @@ def op_census(seen: dict[str, int], allowed: frozenset[str] = frozenset()):
             kwargs = kwargs or {}
             out = func(*args, **kwargs)
             ns, _, rest = str(func).partition(".")
+            outs = [t for t in _flat(out) if isinstance(t, torch.Tensor)]
             if ns == "aten" and not depth[0] and any(
                     isinstance(t, torch.Tensor) and t.device.type != "meta"
-                    for t in _flat(list(args) + list(kwargs.values())) + _flat(out)):
-                name = aten_base(rest.split(".")[0])
-                self.into[name] = self.into.get(name, 0) + 1
+                    for t in _flat(list(args) + list(kwargs.values())) + outs):
+                self.into.count(aten_base(rest.split(".")[0]), sum(t.numel() for t in outs))
             return out
 
     @contextlib.contextmanager
-    def census(into: dict[str, int] = seen):
+    def census(into: Tally):
+        into.forwards.append({})
         with AllowedCalls(), Census(into):
             yield
 
-    with census({}):  # the first use imports what rebinds torch.manual_seed: now, not in the candidate's call
+    with census(Tally()):  # the first use imports what rebinds torch.manual_seed: now, not in the candidate's call
         torch.zeros(1).add(1)
     return census
 
 
-def census_found(seen: dict[str, int], forbidden) -> str | None:
+def census_found(seen: Tally, forbidden) -> str | None:
     """What the census saw that the kernel should have computed, or None."""
-    bad = sorted(n for n in seen if n in forbidden)
+    bad = sorted(n for n in seen.calls if n in forbidden)
     if not bad:
         return None
     return ("the candidate's forward dispatched ATen compute ops (from Python, or from its C++ through the "
-            "dispatcher): " + ", ".join(f"{n} ({seen[n]} call{'s' * (seen[n] > 1)})" for n in bad)
+            "dispatcher): " + ", ".join(f"{n} ({seen.calls[n]} call{'s' * (seen.calls[n] > 1)})" for n in bad)
             + "; the kernel must do the main computation")
+
+
+def operator_math(seen: Tally, ref: Tally, out_elements: int, forbidden, operators) -> str | None:
+    """Python's operators (`+`, `*`, `>`, abs(), ...) are glue the census lets through, up to a
+    point: the most elementwise operator math one candidate call may do is what the reference's
+    does beside its compute ops (nothing, where the reference computes with operators alone: then
+    all of it is the kernel's to do) plus half an output. Past that, torch computed the answer
+    beside the kernel: `(x + abs(x)) * 0.5` is a ReLU, `a * s` beside a token launch is a scaling.
+    Says what was seen, or None."""
+    mine = seen.busiest(operators)
+    done = sum(mine.values())
+    ref_does_compute = any(n in forbidden for n in ref.calls)
+    ref_share = sum(ref.busiest(operators).values()) if ref_does_compute else 0
+    if done <= ref_share + out_elements / 2:
+        return None
+    where = (f"the reference's own operators reach {ref_share} elements a call" if ref_does_compute else
+             "the reference computes with operators alone, so all of it is the kernel's to do")
+    return (f"one call of the candidate's forward did tensor arithmetic with Python operators on {done} elements ("
+            + ", ".join(f"{n} {mine[n]}" for n in sorted(mine)) + f"), against an output of {out_elements} elements; "
+            f"{where}: the kernel must do the main computation, operators are only glue")
 
 
 # Audit events through which Python code gets hold of a frame (and from it, through f_back and
@@ -443,17 +484,20 @@ class Tampered(BaseException):
 
 
 def correctness(prob, ref, new, device, spec: dict, phase=_nothing, watch=_nothing,
-                census=contextlib.nullcontext) -> dict:
+                census=contextlib.nullcontext, ref_census=contextlib.nullcontext) -> dict:
     """The correctness protocol; `phase(side)` announces each step, every candidate call runs
-    inside `census()` (see op_census) and `watch()` (the tripwire check) runs after it, before
-    the reference can run again."""
+    inside `census()` (see op_census), every reference call inside `ref_census()`, and `watch()`
+    (the tripwire check) runs after each candidate call, before the reference can run again. A
+    correct verdict carries `output_elements`, the size of the reference's output."""
     import torch
 
     trials, seed, tol = int(spec.get("trials", 5)), int(spec.get("seed", 42)), spec.get("tolerance")
 
     def reference(inputs: list):
         phase("reference")
-        out = ref(*_clone(inputs))
+        args = _clone(inputs)
+        with ref_census():
+            out = ref(*args)
         _sync(device)
         return out
 
@@ -526,7 +570,8 @@ def correctness(prob, ref, new, device, spec: dict, phase=_nothing, watch=_nothi
                                    f"different results: {diff}"}
         del ref_out, new_out, again
     return {"status": "correct", "trials": trials, "constant_passes": constant_passes,
-            "reference_change": change if trials > 1 and math.isfinite(change) else None}
+            "reference_change": change if trials > 1 and math.isfinite(change) else None,
+            "output_elements": sum(x.numel() for x in _flat(first_ref) if isinstance(x, torch.Tensor))}
 
 
 def _input_bytes(xs: list) -> int:
@@ -709,9 +754,9 @@ def main() -> None:
         except Exception:
             emit({"status": "error", "message": f"initialising CUDA failed in the evaluation process:\n{_tb()}"})
             return
-    seen: dict[str, int] = {}  # before the tripwire's first look: its imports rebind torch.manual_seed
-    census = (op_census(seen, frozenset(spec["census"]["allowed_calls"])) if spec.get("census")
-              else contextlib.nullcontext)
+    # before the tripwire's first look: the census's first use rebinds torch.manual_seed
+    census = (op_census(frozenset(spec["census"]["allowed_calls"])) if spec.get("census")
+              else lambda into: contextlib.nullcontext())
     changed, rebase = tripwire(_watched(torch, prob, T), data={"problem": prob})
     picks = [int.from_bytes(os.urandom(4), "little") for _ in range(64)]  # drawn before candidate code runs
 
@@ -741,14 +786,14 @@ def main() -> None:
             watch()
             emit(built)
             return
-        emit(_evaluate(prob, cand, device, spec, phase, watch, rebase, T, picks, census, seen))
+        emit(_evaluate(prob, cand, device, spec, phase, watch, rebase, T, picks, census))
     except Tampered as e:
         emit({"status": "tamper", "message": (
             f"after candidate code ran, {e} was no longer what it was before: the candidate changed the "
             "harness, torch, or the problem it is judged against")})
 
 
-def _evaluate(prob, cand, device, spec: dict, phase, watch, rebase, T, picks, census, seen: dict[str, int]) -> dict:
+def _evaluate(prob, cand, device, spec: dict, phase, watch, rebase, T, picks, census) -> dict:
     import torch
 
     if device.type == "cuda" and not torch.cuda.is_available():  # the machine's fault, not the candidate's
@@ -768,21 +813,26 @@ def _evaluate(prob, cand, device, spec: dict, phase, watch, rebase, T, picks, ce
         watch()
         return {"status": "runtime", "message": f"constructing ModelNew failed:\n{_tb()}"}
     watch()
-    forbidden = frozenset((spec.get("census") or {}).get("forbidden", ()))
+    rules = spec.get("census") or {}
+    forbidden, operators = frozenset(rules.get("forbidden", ())), frozenset(rules.get("operators", ()))
+    in_trials, by_reference, after_timing = Tally(), Tally(), Tally()
 
-    def computed_by_torch(when: str) -> dict | None:
-        found = census_found(seen, forbidden)
+    def computed_by_torch(when: str, seen: Tally, out_elements: int) -> dict | None:
+        found = census_found(seen, forbidden) or operator_math(seen, by_reference, out_elements, forbidden, operators)
         return {"status": "gate", "rules": ["torch-compute"], "message": f"{when}, {found}"} if found else None
 
-    result = correctness(prob, ref, new, device, spec, phase, watch, census)
+    result = correctness(prob, ref, new, device, spec, phase, watch, lambda: census(in_trials),
+                         lambda: census(by_reference))
+    out_elements = result.pop("output_elements", 0)
     if result["status"] == "correct":
-        result = computed_by_torch("in the correctness trials") or result
+        result = computed_by_torch("in the correctness trials", in_trials, out_elements) or result
     if result["status"] == "correct" and spec.get("timing"):
         phase("timing")  # both sides run, interleaved; a death there stays the candidate's
         try:
-            result["timing"] = timing(prob, ref, new, device, spec, T, watch, rebase, picks, census)
+            result["timing"] = timing(prob, ref, new, device, spec, T, watch, rebase, picks,
+                                      lambda: census(after_timing))
             when = "in the untimed call after timing (not in the correctness trials)"
-            result = computed_by_torch(when) or result
+            result = computed_by_torch(when, after_timing, out_elements) or result
         except Exception:
             result = {"status": "runtime", "message": f"the timing run raised:\n{_tb()}"}
     watch()
