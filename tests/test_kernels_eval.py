@@ -108,6 +108,10 @@ def test_a_candidate_that_reaches_into_the_harness_is_caught_past_the_gate(ev, r
     ("torch.backends.cuda.enable_flash_sdp(False)", ("torch.backends.cuda.flash_sdp_enabled() (was True, now False)",)),
     # read after the candidate loads: by cuBLAS at its first matmul, by dynamo at the first compile
     ("import os\nos.environ['TORCHDYNAMO_DISABLE'] = '1'", ("os.environ['TORCHDYNAMO_DISABLE'] (was unset, now '1')",)),
+    # the op census's counts and the mode it runs as: emptied, torch compute would pass
+    ("torch.sys.modules['__main__'].Tally.count = lambda *a: None", ("worker.Tally.count was no longer",)),
+    ("torch.utils._python_dispatch.TorchDispatchMode.__torch_dispatch__ = None",
+     ("TorchDispatchMode.__torch_dispatch__ was no longer",)),
 ])
 def test_a_candidate_that_changes_what_both_sides_run_under_is_caught(ev, relu, line, says):
     source = src("legit_triton_relu") + "\n" + line + "\n"

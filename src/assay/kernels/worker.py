@@ -705,6 +705,12 @@ def _watched(torch, prob, T) -> dict[str, Any]:
     for name, val in vars(prob).items():
         if isinstance(val, type):
             spaces[f"problem.{name}"] = val
+    for name, val in vars(sys.modules[__name__]).items():  # Tally's methods keep the census's counts
+        if isinstance(val, type):
+            spaces[f"worker.{name}"] = val
+    from torch.overrides import TorchFunctionMode  # the census's modes stand on these
+    from torch.utils._python_dispatch import TorchDispatchMode
+    spaces.update({"TorchFunctionMode": TorchFunctionMode, "TorchDispatchMode": TorchDispatchMode})
     return spaces
 
 
