@@ -413,6 +413,11 @@ def test_operator_math_beside_a_token_kernel_is_caught_by_the_op_census(ev, relu
     assert check(cheat, policy).ok
     v = ev.evaluate(scale_add, cheat, "scale-add-by-operators")
     assert v.status == "gate" and "the reference computes with operators alone" in v.message, v.message
+    # a tensor method the gate's lists do not name: a * alpha as xlogy(a, e ** alpha)
+    by_method = cheat.replace("return a * self.alpha + b", "return a.xlogy(2.718281828459045 ** self.alpha) + b")
+    assert check(by_method, policy).ok
+    v = ev.evaluate(scale_add, by_method, "scale-add-by-xlogy")
+    assert v.status == "gate" and "ATen compute ops" in v.message and "xlogy (" in v.message, v.message
     honest = cheat.replace("""        scale_add(a[:1], b[:1], self.alpha)  # the token launch
         return a * self.alpha + b""", """        return scale_add(a, b, self.alpha)""")
     assert "a * self.alpha" not in honest and check(honest, policy).ok

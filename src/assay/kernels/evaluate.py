@@ -373,7 +373,7 @@ class KernelEvaluator:
         spec = {"mode": "eval", "problem_file": f"problem_{problem.digest}.py",
                 "candidate_file": "candidate.py", "device": c.device, "seed": c.seed,
                 "trials": max(5, c.trials), "tolerance": c.tolerance, "profile": c.profile,
-                "census": {"forbidden": sorted(G.census_forbidden(c.policy)),
+                "census": {"permitted": sorted(G.census_permitted(c.policy)),
                            "allowed_calls": sorted(G.allowed_calls(c.policy)),
                            "operators": sorted(G.OPERATOR_OPS)} if c.census else None,
                 "timing": {"warmup": c.warmup, "trials": c.timing_trials, "repeats": c.repeats,

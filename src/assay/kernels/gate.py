@@ -67,20 +67,24 @@ abs_ neg_ silu_ gelu_ rms_norm softsign
 """.split())
 
 # For the worker's run-time op census (worker.op_census), which names an ATen op by what it
-# computes (worker.aten_base): ATen's names for compute that a candidate's source spells otherwise,
-# and the ops Python's operators and builtins reach (`+`, `*`, `-x`, `**`, `%`, `>`, `&`, `<<`,
-# abs(), round()), which the gate lets through as glue and so does the census, up to a budget of
-# elements (worker.operator_math).
-ATEN_COMPUTE = frozenset("""
-convolution scaled_dot_product_attention interpolate embedding embedding_bag lstm gru rnn_tanh rnn_relu
-glu prelu prelu_kernel rrelu celu log_sigmoid var_mean std_mean linalg_vector_norm vector_norm
-adaptive_avg_pool1d adaptive_avg_pool3d adaptive_max_pool1d adaptive_max_pool2d adaptive_max_pool3d
-binary_cross_entropy binary_cross_entropy_with_logits smooth_l1_loss huber_loss l1_loss nll_loss2d
-cross_entropy_loss cosine_similarity pairwise_distance cdist_forward grid_sampler_2d grid_sampler_3d
-any all count_nonzero bilinear trilinear weight_norm pdist dist renorm linalg_matmul int_mm scaled_mm
+# computes (worker.aten_base) and lets a candidate's forward dispatch only these, what the policy
+# allows, and Python's operators within a budget (worker.operator_math). An allowlist, as for
+# torch.* calls above: tensor methods and C++ can reach compute the gate's lists do not name
+# (`x.heaviside(y)`, `x.xlogy(2)`).
+# ATen's ops that allocate, view, copy or read metadata.
+ATEN_GLUE = frozenset("""
+empty empty_like empty_strided new_empty new_empty_strided zeros zeros_like new_zeros ones ones_like
+new_ones full full_like new_full fill zero scalar_tensor lift lift_fresh lift_fresh_copy
+view view_as unsafe_view reshape reshape_alias reshape_as as_strided expand expand_as permute
+transpose t squeeze unsqueeze narrow select slice split split_with_sizes chunk unbind movedim
+flatten unflatten alias detach clone contiguous copy to_copy copy_from copy_from_and_resize to
+resize set local_scalar_dense size stride numel dim sym_size sym_stride sym_numel
+sym_storage_offset is_contiguous is_same_size is_pinned
 """.split())
+# The ops Python's operators and builtins reach on tensors (`+ - * / // % **`, `-x`, `+x`,
+# comparisons, `& | ^ ~ << >>`, abs(), round()), which the gate lets through as glue.
 OPERATOR_OPS = frozenset("""
-add sub rsub mul div true_divide floor_divide neg pow remainder abs round gt lt ge le eq ne
+add sub rsub mul div true_divide floor_divide neg positive pow remainder abs round gt lt ge le eq ne
 bitwise_and bitwise_or bitwise_xor bitwise_not bitwise_left_shift bitwise_right_shift
 and or xor lshift rshift iand ior ixor ilshift irshift
 """.split())
@@ -100,15 +104,17 @@ def allowed_calls(policy: GatePolicy) -> frozenset[str]:
     return frozenset(n for op in policy.allowed_ops - DEFAULT_ALLOWED_OPS for n in module_ops(op) | {op})
 
 
-def census_forbidden(policy: GatePolicy) -> frozenset[str]:
-    """The op names (as worker.aten_base gives them) the run-time census rejects under `policy`."""
+def census_permitted(policy: GatePolicy) -> frozenset[str]:
+    """The op names (as worker.aten_base gives them) the run-time census lets a candidate's forward
+    dispatch under `policy`: glue, Python's operators (within worker.operator_math's budget) and
+    what the policy allows; any other op is torch computing what the kernel should."""
     allowed: set[str] = set()
     for op in policy.allowed_ops:
         for name in module_ops(op) | {op}:
             allowed |= {name, *_ALLOW_FAMILIES.get(name, ())}
             if aten_base(name) == "convolution":  # conv2d, conv_transpose3d: ATen runs them as convolution
                 allowed.add("convolution")
-    return frozenset((COMPUTE_METHODS | ATEN_COMPUTE) - OPERATOR_OPS - allowed)
+    return frozenset(ATEN_GLUE | OPERATOR_OPS | allowed)
 
 
 ALLOWED_IMPORTS = frozenset({

@@ -33,9 +33,10 @@ RULES_TEXT = """Rules (a static check rejects code that breaks them, before buil
   (torch.empty, .view, .contiguous, ...), but not call torch compute ops (matmul, conv, softmax, relu, ...)
   nor run nn modules; you may keep nn layers in __init__ only to hold weights. The same holds in C++/CUDA
   host code: no ATen compute (at::/torch:: ops, tensor methods such as x.mm(w)); the evaluation counts
-  the ATen ops your forward dispatches and rejects compute among them. Tensor arithmetic with Python
-  operators (x * s, x + b, x > 0) is glue only while it stays small: no more than the reference does
-  beside its other ops; where the reference is all operators, put all of it in the kernel.
+  the ATen ops your forward dispatches and rejects any but allocation, views and copies. Tensor
+  arithmetic with Python operators (x * s, x + b, x > 0) is glue only while it stays small: no more
+  than the reference does beside its other ops; where the reference is all operators, put all of
+  it in the kernel.
 - Do not reference Model, use try/except, streams, threads, timers, caches across calls, data_ptr
   keys in Python, tensor subclasses, or assign attributes on torch modules.
 - Do not reach into the interpreter or the process: no sys, gc, inspect, frames, private torch

@@ -20,8 +20,9 @@ functions, torch's callables and nn classes, the problem module, torch's numeric
 sys.stdout) with how it was before the candidate loaded, after every candidate call and timing
 measurement, so a patch is seen before the reference runs under it. Results are written with
 os.write as it was before the candidate loaded. A third check, the op census, counts the ATen ops
-the candidate's untimed calls dispatch (its C++ too): torch compute the gate could not see in
-the source fails the verdict as `gate` (`torch-compute`).
+the candidate's untimed calls dispatch (its C++ too): an op beyond allocation, views, copies, what
+the policy allows and a budget of Python's operators is torch compute the gate could not see in
+the source, and fails the verdict as `gate` (`torch-compute`).
 """
 
 from __future__ import annotations
@@ -180,9 +181,9 @@ def op_census(allowed: frozenset[str] = frozenset()):
     return census
 
 
-def census_found(seen: Tally, forbidden) -> str | None:
-    """What the census saw that the kernel should have computed, or None."""
-    bad = sorted(n for n in seen.calls if n in forbidden)
+def census_found(seen: Tally, permitted) -> str | None:
+    """What the census saw that the kernel should have computed (any op not `permitted`), or None."""
+    bad = sorted(n for n in seen.calls if n not in permitted)
     if not bad:
         return None
     return ("the candidate's forward dispatched ATen compute ops (from Python, or from its C++ through the "
@@ -190,7 +191,7 @@ def census_found(seen: Tally, forbidden) -> str | None:
             + "; the kernel must do the main computation")
 
 
-def operator_math(seen: Tally, ref: Tally, out_elements: int, forbidden, operators) -> str | None:
+def operator_math(seen: Tally, ref: Tally, out_elements: int, permitted, operators) -> str | None:
     """Python's operators (`+`, `*`, `>`, abs(), ...) are glue the census lets through, up to a
     point: the most elementwise operator math one candidate call may do is what the reference's
     does beside its compute ops (nothing, where the reference computes with operators alone: then
@@ -199,7 +200,7 @@ def operator_math(seen: Tally, ref: Tally, out_elements: int, forbidden, operato
     Says what was seen, or None."""
     mine = seen.busiest(operators)
     done = sum(mine.values())
-    ref_does_compute = any(n in forbidden for n in ref.calls)
+    ref_does_compute = any(n not in permitted for n in ref.calls)
     ref_share = sum(ref.busiest(operators).values()) if ref_does_compute else 0
     if done <= ref_share + out_elements / 2:
         return None
@@ -820,11 +821,11 @@ def _evaluate(prob, cand, device, spec: dict, phase, watch, rebase, T, picks, ce
         return {"status": "runtime", "message": f"constructing ModelNew failed:\n{_tb()}"}
     watch()
     rules = spec.get("census") or {}
-    forbidden, operators = frozenset(rules.get("forbidden", ())), frozenset(rules.get("operators", ()))
+    permitted, operators = frozenset(rules.get("permitted", ())), frozenset(rules.get("operators", ()))
     in_trials, by_reference, after_timing = Tally(), Tally(), Tally()
 
     def computed_by_torch(when: str, seen: Tally, out_elements: int) -> dict | None:
-        found = census_found(seen, forbidden) or operator_math(seen, by_reference, out_elements, forbidden, operators)
+        found = census_found(seen, permitted) or operator_math(seen, by_reference, out_elements, permitted, operators)
         return {"status": "gate", "rules": ["torch-compute"], "message": f"{when}, {found}"} if found else None
 
     result = correctness(prob, ref, new, device, spec, phase, watch, lambda: census(in_trials),
