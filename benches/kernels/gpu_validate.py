@@ -5,6 +5,7 @@ same KernelEvaluator that `assay kernel` uses:
   fast   - a correct, faster hand-written kernel (Triton; plus one CUDA load_inline kernel)
   slow   - a correct but slower one
   wrong  - an incorrect one
+  autotuned - (GPU only, where a problem has one) a correct kernel that triton.autotune tunes
   reuse, side_stream, pointer_cache, version_cache, value_cache, forged_verdict, global_hook,
          slowed_reference, torch_compute - cheats built from the fast kernel
 and checks:
@@ -364,6 +365,8 @@ def main() -> int:
     for p in problems:
         d = HERE / "candidates" / Path(p.path).stem
         s = {f.stem: f.read_text() for f in sorted(d.glob("*.py"))}
+        if args.cpu:
+            s.pop("autotuned", None)  # the Triton interpreter has no driver to autotune with
         if args.cpu or args.no_cuda_build:
             cuda_src = s.pop("fast_cuda", None)
             if args.cpu and cuda_src and not args.no_cuda_build and cuda_home() is not None:
@@ -373,6 +376,8 @@ def main() -> int:
         report["problems"][p.id] = {"gate": {k: G.check(v, ev_check.config.policy).summary() for k, v in s.items()},
                                     "runs": {}}
         jobs.append((p, "wrong", ev_check, s["wrong"], False))
+        if "autotuned" in s:
+            jobs.append((p, "autotuned", ev_check, s["autotuned"], False))
         for c in CHEATS:
             jobs.append((p, c, ev_flag, s[c], True))  # gate bypassed: does the run itself catch it?
     save()
@@ -452,6 +457,10 @@ def main() -> int:
                       str(run["review"]), enforced=False)
         wrong = r["runs"]["wrong"]
         check(f"{p.id}: wrong kernel rejected", wrong["status"] in CAUGHT, f"{wrong['status']}: {wrong['message'][:200]}")
+        if "autotuned" in r["runs"]:  # the autotuner's benchmarking is glue to the op census
+            tuned = r["runs"]["autotuned"]
+            check(f"{p.id}: autotuned kernel correct (triton.autotune passes the op census)",
+                  tuned["status"] == "correct", f"{tuned['status']}: {tuned['message'][:200]}")
         for name in ("fast", "slow", "fast_cuda"):
             if name in timed[p.id]:
                 check(f"{p.id}: {name} kernel correct", timed[p.id][name].correct, timed[p.id][name].message[:200])

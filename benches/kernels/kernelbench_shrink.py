@@ -18,9 +18,10 @@ atol=rtol at which a kernel returning one fixed output would pass) and lists the
 a constant would pass at the default tolerance (1e-4) or at KernelBench's (1e-2).
 
 With --protocol --census the worker's op census is on as well (default policy): every reference
-it flags (`gate`, torch-compute) is one whose torch compute it sees; the report lists the others,
-the problems that Python's operators alone can compute, which a candidate could then do beside
-any kernel. (The constant-output counts need the census off: they count correct verdicts.)
+it flags (`gate`, torch-compute) is one whose torch compute it sees, by an op it does not permit
+or by Python's operators past their budget (the references that compute with operators alone);
+the report counts both and lists any reference it lets through, which a candidate could copy
+beside any kernel. (The constant-output counts need the census off: they count correct verdicts.)
 
 Writes benches/results/<--name, default kernelbench_shrink_cpu>.{json,md}. The KernelBench checkout is
 third-party data and is not committed.
@@ -136,7 +137,7 @@ def main() -> int:
     ap.add_argument("--protocol", action="store_true", help="also run the correctness protocol (see above)")
     ap.add_argument("--workers", type=int, default=2, help="protocol evaluations at once")
     ap.add_argument("--census", action="store_true",
-                    help="run the protocol with the op census on: which references compute only with operators")
+                    help="run the protocol with the op census on: which references it flags, and how")
     ap.add_argument("--out", default=str(ROOT / "benches" / "results"))
     ap.add_argument("--name", default="kernelbench_shrink_cpu", help="result file stem")
     a = ap.parse_args()
@@ -163,12 +164,14 @@ def main() -> int:
     by_level: dict[str, dict[str, int]] = {}
     for r in rows:
         lv = by_level.setdefault(r["problem_id"].split("/")[0], {"problems": 0, "ok": 0, "protocol_correct": 0,
-                                                                  "census_flagged": 0, "constant_passes_1e-4": 0,
+                                                                  "census_flagged": 0, "census_by_operators": 0,
+                                                                  "constant_passes_1e-4": 0,
                                                                   "constant_passes_1e-2": 0})
         lv["problems"] += 1
         lv["ok"] += r["status"] == "ok"
         lv["protocol_correct"] += r.get("protocol", {}).get("status") == "correct"
         lv["census_flagged"] += r.get("protocol", {}).get("status") == "gate"
+        lv["census_by_operators"] += "with Python operators" in r.get("protocol", {}).get("message", "")
         for tol in ("1e-4", "1e-2"):
             lv[f"constant_passes_{tol}"] += constant_passes(r, float(tol))
     result = {
@@ -199,14 +202,17 @@ def main() -> int:
     lines += [f"| {r['problem_id']} | {r['status']} | {r.get('error', '').replace('|', '/')} |"
               for r in rows if r["status"] != "ok"]
     if a.protocol and a.census:
+        passed = [r for r in rows if r.get("protocol", {}).get("status") not in (None, "gate")]
         lines += ["", "With the op census on (default policy), the references it flags as torch compute, per level: "
-                  + ", ".join(f"{lv} {c['census_flagged']} of {c['ok']}" for lv, c in by_level.items())
-                  + ". The rest compute only with what the census lets through (Python's operators, allocation, "
-                  "views): for them a candidate could launch any kernel and compute with operators:", "",
-                  "| problem | verdict | message |", "|---|---|---|"]
-        lines += [f"| {r['problem_id']} | {r['protocol']['status']} | "
-                  f"{r['protocol']['message'][:160].replace('|', '/').replace(chr(10), ' ')} |"
-                  for r in rows if r.get("protocol", {}).get("status") not in (None, "gate")]
+                  + ", ".join(f"{lv} {c['census_flagged']} of {c['ok']} ({c['census_by_operators']} by Python's "
+                              "operators past their budget, the rest by an op it does not permit)"
+                              for lv, c in by_level.items())
+                  + ". References it lets through (a candidate could compute as they do beside any kernel): "
+                  + ("none." if not passed else ""), ""]
+        if passed:
+            lines += ["| problem | verdict | message |", "|---|---|---|"]
+            lines += [f"| {r['problem_id']} | {r['protocol']['status']} | "
+                      f"{r['protocol']['message'][:160].replace('|', '/').replace(chr(10), ' ')} |" for r in passed]
     elif a.protocol:
         lines += ["", "Runnable problems whose own reference, as a candidate, the protocol did not judge correct:", "",
                   "| problem | verdict | message |", "|---|---|---|"]
