@@ -21,9 +21,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(660)  # its own subprocess limit (600 s) bounds it; on a slow 2-core machine it took 237 s
 def test_gpu_validate_cpu_dry_run(tmp_path):
+    # the cheats whose runs it asserts on (the committed dry runs in benches/results run them all)
     r = subprocess.run([sys.executable, str(ROOT / "benches" / "kernels" / "gpu_validate.py"), "--cpu",
-                        "--problems", "1_Swish", "--out", str(tmp_path), "--parallel", "2"],
+                        "--problems", "1_Swish", "--cheats", "reuse,pointer_cache,version_cache,torch_compute",
+                        "--out", str(tmp_path), "--parallel", "2"],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     rep = json.loads((tmp_path / "kernels_gpu_validate_cpu_dryrun.json").read_text())
@@ -40,9 +43,9 @@ def test_gpu_validate_cpu_dry_run(tmp_path):
     assert "CPU DRY RUN" in (tmp_path / "kernels_gpu_validate_cpu_dryrun.md").read_text()
 
 
-def _validate(out: Path, *extra: str) -> list[str]:
+def _validate(out: Path, *extra: str) -> list[str]:  # one cheat: these tests are about the run, not the cheats
     return [sys.executable, str(ROOT / "benches" / "kernels" / "gpu_validate.py"), "--cpu", "--problems", "1_Swish",
-            "--no-cuda-build", "--out", str(out), "--parallel", "2", *extra]
+            "--no-cuda-build", "--cheats", "reuse", "--out", str(out), "--parallel", "2", *extra]
 
 
 @pytest.mark.slow
@@ -58,6 +61,12 @@ def test_gpu_validate_starts_no_timed_run_it_cannot_finish_within_its_wall_budge
     # where the allocator hands it memory that held the right answer, a second call that differs)
     assert runs["wrong"]["status"] in ("mismatch", "nondeterministic") and not runs["reuse"]["correct"]
     assert "level1/1_Swish: fast kernel correct" in rep["summary"]["failed"]
+    assert set(runs) == {"wrong", "reuse", "fast", "slow"}  # --cheats: the one cheat asked for
+
+
+def test_gpu_validate_names_the_cheats_it_has_when_asked_for_another(tmp_path):
+    r = subprocess.run(_validate(tmp_path, "--cheats", "reuse,teleport"), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "--cheats: no cheat named teleport; the cheats are reuse, side_stream" in r.stderr
 
 
 @pytest.mark.slow

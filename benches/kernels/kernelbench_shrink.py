@@ -202,7 +202,8 @@ def main() -> int:
     lines += [f"| {r['problem_id']} | {r['status']} | {r.get('error', '').replace('|', '/')} |"
               for r in rows if r["status"] != "ok"]
     if a.protocol and a.census:
-        passed = [r for r in rows if r.get("protocol", {}).get("status") not in (None, "gate")]
+        passed = [r for r in rows if r.get("protocol", {}).get("status") == "correct"]
+        unjudged = [r for r in rows if r.get("protocol", {}).get("status") not in (None, "gate", "correct")]
         lines += ["", "With the op census on (default policy), the references it flags as torch compute, per level: "
                   + ", ".join(f"{lv} {c['census_flagged']} of {c['ok']} ({c['census_by_operators']} by Python's "
                               "operators past their budget, the rest by an op it does not permit)"
@@ -213,6 +214,11 @@ def main() -> int:
             lines += ["| problem | verdict | message |", "|---|---|---|"]
             lines += [f"| {r['problem_id']} | {r['protocol']['status']} | "
                       f"{r['protocol']['message'][:160].replace('|', '/').replace(chr(10), ' ')} |" for r in passed]
+        if unjudged:
+            lines += ["", "Not judged (the protocol stopped before the census was read):", "",
+                      "| problem | verdict | message |", "|---|---|---|"]
+            lines += [f"| {r['problem_id']} | {r['protocol']['status']} | "
+                      f"{r['protocol']['message'][:160].replace('|', '/').replace(chr(10), ' ')} |" for r in unjudged]
     elif a.protocol:
         lines += ["", "Runnable problems whose own reference, as a candidate, the protocol did not judge correct:", "",
                   "| problem | verdict | message |", "|---|---|---|"]
