@@ -214,8 +214,9 @@ def main() -> int:
             lines += ["| problem | verdict | message |", "|---|---|---|"]
             lines += [f"| {r['problem_id']} | {r['protocol']['status']} | "
                       f"{r['protocol']['message'][:160].replace('|', '/').replace(chr(10), ' ')} |" for r in passed]
+            lines += [""]
         if unjudged:
-            lines += ["", "Not judged (the protocol stopped before the census was read):", "",
+            lines += ["Not judged (the protocol stopped before the census was read):", "",
                       "| problem | verdict | message |", "|---|---|---|"]
             lines += [f"| {r['problem_id']} | {r['protocol']['status']} | "
                       f"{r['protocol']['message'][:160].replace('|', '/').replace(chr(10), ' ')} |" for r in unjudged]

@@ -120,9 +120,8 @@ class Tally:
 
     def count(self, name: str, elements: int) -> None:
         self.calls[name] = self.calls.get(name, 0) + 1
-        if self.forwards:
-            last = self.forwards[-1]
-            last[name] = last.get(name, 0) + elements
+        last = self.forwards[-1]  # census() opens one per forward call before any op runs
+        last[name] = last.get(name, 0) + elements
 
     def busiest(self, names) -> dict[str, int]:
         """Of the forward call whose ops in `names` produced the most elements, those ops' elements."""

@@ -2,8 +2,10 @@ import torch
 import torch.nn as nn
 from torch.utils.cpp_extension import load_inline
 
+# No #include <torch/extension.h>: load_inline puts torch/types.h (all this uses) at the top of
+# cuda.cu, and through nvcc the whole of extension.h (pybind11, Python.h) tripled this build (115 s
+# of 2 cores). The KernelBench-style build with it is gpu_validate's fast_cuda (its dry-run test).
 cuda_src = r"""
-#include <torch/extension.h>
 __global__ void relu_kernel(const float* x, float* y, int64_t n) {
     int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) y[i] = x[i] > 0.f ? x[i] : 0.f;
