@@ -70,6 +70,19 @@ def test_eval_correct_candidate_exits_0(tmp_path):
 
 
 @needs_torch
+def test_eval_names_the_secret_seed_of_its_inputs_and_draws_them_again_from_it(tmp_path):
+    args = ["kernel", "eval", "--problem", RELU, "--candidate", str(K / "candidates" / "wrong_triton_relu.py"),
+            "--shrink", "256", "--cache-dir", str(tmp_path)]
+    first = run(args)
+    assert first.returncode == 1 and "MISMATCH" in first.stdout, first.stdout + first.stderr
+    seed = re.search(r"test inputs drawn from seed (\d+) \(assay kernel eval --input-seed \1 draws the same\)",
+                     first.stdout)
+    assert seed, first.stdout
+    again = run([*args, "--input-seed", seed.group(1)])
+    assert again.stdout == first.stdout  # the same inputs: the same mismatch, element for element
+
+
+@needs_torch
 def test_bench_kernelbench_with_given_candidates_writes_fast_p(tmp_path):
     cands = tmp_path / "cands"
     cands.mkdir()

@@ -433,6 +433,20 @@ def test_an_evaluation_may_never_take_more_memory_than_most_of_the_machine():
     assert 8192 <= cap <= 32768 and (cap <= machine_mb * 3 // 4 or cap == 8192)
 
 
+def test_test_inputs_come_from_a_seed_no_candidate_can_know(tmp_path, ev, relu):
+    # it answers the inputs a known seed gives (worked out in __init__, where no census looks) and
+    # copies x otherwise: right on every check only where the harness's seeds are public
+    cheat = src("cheat_predicted_inputs")
+    from assay.kernels.gate import check
+    assert check(cheat, GatePolicy()).ok
+    known = KernelEvaluator(EvalConfig(device="cpu", cache_dir=str(tmp_path), input_seed=42)).evaluate(relu, cheat)
+    assert known.correct and known.input_seed == 42, known.message  # what a fixed seed let through
+    v = ev.evaluate(relu, cheat, "predicted")
+    assert v.status == "mismatch" and v.message.startswith("trial 0"), v.message
+    again = ev.evaluate(relu, cheat, "predicted")
+    assert None is not v.input_seed != again.input_seed  # a new secret seed per evaluation
+
+
 def test_aten_compute_the_gate_cannot_read_is_caught_by_the_op_census(tmp_path, relu):
     # `using namespace at; ... relu(x)` in C++ (the gate cannot tell it from a device function),
     # from the 11th call on: right on every check, so only the census of dispatched ops shows it

@@ -133,6 +133,9 @@ def _print_verdict(out, v) -> None:
         out.print(v.compile_log[-3000:], markup=False, highlight=False)
     for note in v.review:
         out.print(f"[yellow]review:[/yellow] {note}")
+    if v.input_seed is not None:
+        out.print(f"test inputs drawn from seed {v.input_seed} (assay kernel eval --input-seed {v.input_seed} "
+                  "draws the same)", highlight=False, soft_wrap=True)
 
 
 @functools.lru_cache(maxsize=1)
@@ -263,6 +266,9 @@ def kernel_eval(
     trials: Trials = 5,
     shrink: Shrink = None,
     time_on_cpu: bool = typer.Option(False, "--time", help="Also time on CPU (host clock; not a GPU result)."),
+    input_seed: int = typer.Option(None, "--input-seed", min=0, help=(
+        "Draw the test inputs from this seed, as a verdict names it, to see the same inputs again "
+        "(default: a secret seed per evaluation, so no kernel can know its inputs ahead).")),
     allow_op: AllowOps = None,
     cache_dir: CacheDir = None,
     sandbox: SandboxName = None,
@@ -285,6 +291,7 @@ def kernel_eval(
     cfg = _config(device=device, backend=backend, tolerance=tolerance, trials=trials, baseline=baseline,
                   timing=timing, cache_dir=cache_dir, profile=False, time_on_cpu=time_on_cpu,
                   allow_ops=allow_op, compile_workers=1)
+    cfg.input_seed = input_seed
     from assay.kernels.gate import check
 
     g = check(source, cfg.policy)
@@ -426,7 +433,9 @@ def write_kernelbench_results(rows: list[dict], out: Path, *, level: int, model:
     write_json(out / f"{name}.json", info)
     progress = "" if len(rows) >= of else f"**Under way: {len(rows)} of {of} problems done.**  "
     lines = [f"# KernelBench level {level} ({model or 'given candidates'})", "",
-             f"Command: `{info['command']}`  ", f"Machine: {_machine_line(info['machine'])}  ", f"Seed: {cfg.seed}  ",
+             f"Command: `{info['command']}`  ", f"Machine: {_machine_line(info['machine'])}  ",
+             f"Seed: {cfg.seed} (the models' weights; the test inputs' seed is secret, one per verdict, "
+             "which names it)  ",
              f"fast_p uses {info['fast_p_uses']}.  "] + ([progress] if progress else []) + ["",
              "| problem | status | speedup | review |", "|---|---|---|---|"]
     for r in rows:

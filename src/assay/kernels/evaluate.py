@@ -57,7 +57,10 @@ def default_memory_mb() -> int:
 class EvalConfig:
     device: str = "cpu"
     trials: int = 5
-    seed: int = 42
+    seed: int = 42  # both models are built after it (a candidate must make the reference's weights)
+    # the test inputs' seed: None draws a secret one per evaluation (a known one would tell a
+    # candidate its test inputs); set it only to draw a verdict's inputs again (Verdict.input_seed)
+    input_seed: int | None = None
     tolerance: float | None = None  # None: per dtype (1e-4 fp32); KernelBench used 1e-2
     timing: bool | None = None  # None: only on CUDA
     warmup: int = 10
@@ -110,6 +113,7 @@ class Verdict:
     # that would let a kernel returning its first output pass (worker.reference_change); None where
     # not measured, or where no tolerance would do (exact values, shapes or dtypes differed)
     reference_change: float | None = None
+    input_seed: int | None = None  # what the test inputs were drawn from (EvalConfig.input_seed draws them again)
 
     @property
     def correct(self) -> bool:
@@ -371,7 +375,7 @@ class KernelEvaluator:
         ws, _ = self._workspace(problem, source)
         c = self.config
         spec = {"mode": "eval", "problem_file": f"problem_{problem.digest}.py",
-                "candidate_file": "candidate.py", "device": c.device, "seed": c.seed,
+                "candidate_file": "candidate.py", "device": c.device, "seed": c.seed, "input_seed": c.input_seed,
                 "trials": max(5, c.trials), "tolerance": c.tolerance, "profile": c.profile,
                 "census": {"permitted": sorted(G.census_permitted(c.policy)),
                            "allowed_calls": sorted(G.allowed_calls(c.policy)),
@@ -427,7 +431,7 @@ class KernelEvaluator:
         r = self.check(problem, source)
         v = Verdict(cid, r["status"] if r["status"] in STATUSES else "error", r.get("message", ""), source_hash=h,
                     gate_rules=list(r.get("rules", [])), profile=r.get("profile"),
-                    reference_change=r.get("reference_change"))
+                    reference_change=r.get("reference_change"), input_seed=r.get("input_seed"))
         if v.status == "compile":
             v.compile_log = v.message
         if v.correct and r.get("timing"):
