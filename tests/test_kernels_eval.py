@@ -447,6 +447,17 @@ def test_test_inputs_come_from_a_seed_no_candidate_can_know(tmp_path, ev, relu):
     assert None is not v.input_seed != again.input_seed  # a new secret seed per evaluation
 
 
+def test_the_seed_that_picks_the_checked_timed_call_cannot_be_read(tmp_path, relu):
+    # it reads torch's generator for the seed that picks the checked call (at the harness's default
+    # warm-up and trials) and does the work in that call alone; the seed now never shows there
+    cheat = src("cheat_seed_reader")
+    from assay.kernels.gate import check
+    assert check(cheat, GatePolicy()).ok
+    cfg = EvalConfig(device="cpu", cache_dir=str(tmp_path), timing=True, baselines=("eager",))
+    v = KernelEvaluator(cfg).evaluate(relu, cheat, "seed_reader")
+    assert v.status == "mismatch" and v.message.startswith("right when checked, wrong while timed"), v.message
+
+
 def test_aten_compute_the_gate_cannot_read_is_caught_by_the_op_census(tmp_path, relu):
     # `using namespace at; ... relu(x)` in C++ (the gate cannot tell it from a device function),
     # from the 11th call on: right on every check, so only the census of dispatched ops shows it

@@ -623,3 +623,21 @@ def test_op_census_leaves_an_allowed_torch_call_its_own_aten_ops():
         lin(x)  # nn.Linear -> F.linear, allowed as Linear's functional name
         torch.bmm(x, x)  # bmm itself was not allowed
     assert seen.calls.get("bmm") == 1 and "addmm" not in seen.calls, seen.calls
+
+
+def test_inputs_are_drawn_in_a_fork_of_the_generator_the_candidate_can_read():
+    torch = pytest.importorskip("torch")
+    from assay.kernels.worker import draw_inputs
+    import types
+
+    prob = types.ModuleType("problem")  # as the worker holds it: the shrunken source, imported
+    exec(load_problem(Path(__file__).parent / "kernels" / "problems" / "level1" / "1_ReLU.py", shrink=256).source,
+         prob.__dict__)
+    torch.manual_seed(42)  # the public seed the models are built after
+    before = torch.get_rng_state()
+    first, again = draw_inputs(prob, 123456, torch.device("cpu")), draw_inputs(prob, 123456, torch.device("cpu"))
+    assert torch.equal(first[0], again[0]) and first[0].shape == (16, 256)  # the seed draws the same inputs
+    assert not torch.equal(first[0], draw_inputs(prob, 123457, torch.device("cpu"))[0])
+    assert torch.initial_seed() == 42 and torch.equal(torch.get_rng_state(), before)  # nothing of 123456 shows
+    torch.manual_seed(123456)
+    assert torch.equal(torch.randn(16, 256), first[0])  # as get_inputs draws after torch.manual_seed

@@ -64,6 +64,23 @@ def _flat(x: Any) -> list:
     return [x]
 
 
+def draw_inputs(prob, seed: int, device) -> list:
+    """The problem's inputs drawn after `seed`, on `device`, in a fork of torch's generators (the
+    CPU's, and the device's own where get_inputs draws there): after it, what a candidate can read
+    of them (torch.initial_seed(), the generator's state) is what it was before, not `seed`. The
+    seeds are secret: the one timing's checked call is picked by, read in that measurement, told
+    a kernel which timed call to do the work in (tests/kernels/candidates/cheat_seed_reader.py)."""
+    import torch
+
+    cuda = [device.index if device.index is not None else torch.cuda.current_device()] \
+        if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.default_generator.manual_seed(seed)
+        if cuda:
+            torch.cuda.manual_seed(seed)
+        return _to(list(prob.get_inputs()), device)
+
+
 def _to(x: Any, device):
     import torch
 
@@ -514,9 +531,8 @@ def correctness(prob, ref, new, device, spec: dict, phase=_nothing, watch=_nothi
     first_ref, constant_passes, change = None, trials > 1, 0.0
     for t in range(trials):
         phase("reference")
-        torch.manual_seed(seed + 1 + t)
         try:
-            inputs = _to(list(prob.get_inputs()), device)
+            inputs = draw_inputs(prob, seed + 1 + t, device)
         except Exception:
             return _problem_broken("the problem's get_inputs()", t)
         pristine = _clone(inputs)
@@ -616,11 +632,10 @@ def timing(prob, ref, new, device, spec: dict, T, watch=_nothing, rebase=_nothin
     ts = spec["timing"]
     seed = int(spec["input_seed"])
     backend = T.CudaBackend(str(device)) if device.type == "cuda" else T.WallBackend()
-    torch.manual_seed(seed + 1000)
-    first = _to(list(prob.get_inputs()), device)
+    first = draw_inputs(prob, seed + 1000, device)
     budget = int(ts.get("rotate_bytes", 2 << 30))
     nsets = max(1, min(int(ts.get("rotate", 4)), budget // max(1, _input_bytes(first))))
-    arg_sets = [first] + [_to(list(prob.get_inputs()), device) for _ in range(nsets - 1)]
+    arg_sets = [first] + [draw_inputs(prob, seed + 1000 + i, device) for i in range(1, nsets)]
     fns: dict[str, Any] = {"candidate": new, "eager": ref}
     notes = []
     if "compile" in ts.get("baselines", []):
@@ -643,8 +658,7 @@ def timing(prob, ref, new, device, spec: dict, T, watch=_nothing, rebase=_nothin
                     if name == "candidate":
                         secret = next(pick, 0)
                         k, kept = secret % trials, []
-                        torch.manual_seed(secret)
-                        fresh = _to(list(prob.get_inputs()), device)
+                        fresh = draw_inputs(prob, secret, device)
                         refill = lambda args, fresh=fresh, seen=seen: seen.append(_refill(args, fresh))  # noqa: E731
                     times = T.measure(fn, arg_sets, backend, mode=mode, warmup=int(ts.get("warmup", 10)),
                                       trials=trials, keep_at=k, kept=kept, refill=refill)
@@ -659,8 +673,7 @@ def timing(prob, ref, new, device, spec: dict, T, watch=_nothing, rebase=_nothin
                             [times[k], statistics.median(rest) if rest else None])
                     runs[name][mode].append(T.Stats.of(times).as_dict())
         # A cache keyed on the input tensors would now return stale results: same buffers, new values.
-        torch.manual_seed(seed + 2000)
-        now = _refill(arg_sets[0], _to(list(prob.get_inputs()), device))
+        now = _refill(arg_sets[0], draw_inputs(prob, seed + 2000, device))
         with census():  # on timing's own buffers: a kernel that hands work to ATen once timed does so here
             got = new(*arg_sets[0])
         watch()
@@ -674,8 +687,7 @@ def profile_summary(new, prob, device, spec: dict) -> str:
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    torch.manual_seed(int(spec["input_seed"]) + 3000)
-    xs = _to(list(prob.get_inputs()), device)
+    xs = draw_inputs(prob, int(spec["input_seed"]) + 3000, device)
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     with torch.no_grad(), profile(activities=acts) as prof:
         for _ in range(3):
