@@ -458,6 +458,18 @@ def test_the_seed_that_picks_the_checked_timed_call_cannot_be_read(tmp_path, rel
     assert v.status == "mismatch" and v.message.startswith("right when checked, wrong while timed"), v.message
 
 
+def test_torch_computing_the_timed_calls_alone_is_caught_by_the_census_among_them(tmp_path, relu):
+    # it counts its calls (at the harness's default warm-up and trials): its kernel in the correctness
+    # trials and the call after timing, Python's operators (a ReLU as x * (x > 0)) in every other
+    cheat = src("cheat_torch_while_timed")
+    from assay.kernels.gate import check
+    assert check(cheat, GatePolicy()).ok
+    cfg = EvalConfig(device="cpu", cache_dir=str(tmp_path), timing=True, baselines=("eager",))
+    v = KernelEvaluator(cfg).evaluate(relu, cheat, "torch_while_timed")
+    assert v.status == "gate" and v.gate_rules == ["torch-compute"], v.message
+    assert v.message.startswith("in untimed calls among and after the timed ones") and "operator" in v.message
+
+
 def test_aten_compute_the_gate_cannot_read_is_caught_by_the_op_census(tmp_path, relu):
     # `using namespace at; ... relu(x)` in C++ (the gate cannot tell it from a device function),
     # from the 11th call on: right on every check, so only the census of dispatched ops shows it
@@ -472,7 +484,9 @@ def test_aten_compute_the_gate_cannot_read_is_caught_by_the_op_census(tmp_path, 
 
     timed = run(timing=True, warmup=1, timing_trials=3, baselines=("eager",))
     assert timed.status == "gate" and timed.gate_rules == ["torch-compute"], timed.message
-    assert timed.message.startswith("in the untimed call after timing") and "relu (1 call)" in timed.message
+    # an untimed call among each measurement's timed ones (2), and the one after timing
+    assert timed.message.startswith("in untimed calls among and after the timed ones") and "relu (3 calls)" in \
+        timed.message, timed.message
     assert "Your code was rejected (torch-compute)" in timed.feedback()
     longer = run(timing=False, trials=8)  # its 11th call now falls in the correctness trials
     assert longer.status == "gate" and longer.message.startswith("in the correctness trials"), longer.message

@@ -183,6 +183,22 @@ def test_the_checked_call_gets_its_new_values_outside_the_timed_window():
         assert timed[at + 1] == "flush" and timed.index("call(2,)") > at  # before the flush, so untimed
 
 
+def test_the_audited_call_is_an_extra_call_outside_every_timed_window():
+    for mode in ("device", "synced"):
+        g = FakeGPU()
+
+        def audit(args, g=g):
+            g.log.append(f"audit{args}")
+            g.now += 50.0  # a census makes it slow: none of that may show in a time
+
+        times = T.measure(g.fn, [(0,), (1,), (2,)], g, mode=mode, warmup=3, trials=4, audit_at=1, audit=audit)
+        assert times == [2.0] * 4  # no timed window holds it
+        timed = g.log[g.log.index("sync") + 1:]
+        assert [x for x in timed if x.startswith(("audit", "call"))] == \
+            ["call(0,)", "audit(1,)", "call(1,)", "call(2,)", "call(0,)"]  # once, on the next call's buffers
+        assert timed.index("audit(1,)") < timed.index("flush", timed.index("call(0,)"))
+
+
 def test_synced_mode_syncs_the_device_before_the_end_event():
     g = FakeGPU(cost=1.5)
     times = T.measure(g.fn, [(0,)], g, mode="synced", warmup=1, trials=3)

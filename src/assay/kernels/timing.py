@@ -65,11 +65,13 @@ class Stats:
 
 def measure(fn: Callable[..., Any], arg_sets: Sequence[Sequence[Any]], backend: Backend, *,
             mode: str = "device", warmup: int = 10, trials: int = 100, keep_at: int = -1,
-            kept: list | None = None, refill: Callable[[Sequence[Any]], None] | None = None) -> list[float]:
+            kept: list | None = None, refill: Callable[[Sequence[Any]], None] | None = None,
+            audit_at: int = -1, audit: Callable[[Sequence[Any]], None] | None = None) -> list[float]:
     """Per-call times (ms) of `fn` over `trials` calls, rotating through `arg_sets`. The output
     of timed call `keep_at` is appended to `kept`, to be checked afterwards; just before that
-    call, outside its timed window, `refill(args)` may give its arguments new values. Every
-    argument set gets at least one of the `warmup` calls, so no timed call is a first use."""
+    call, outside its timed window, `refill(args)` may give its arguments new values. Before
+    timed call `audit_at`, outside any timed window, `audit(args)` may make an extra call of its
+    own. Every argument set gets at least one of the `warmup` calls, so no timed call is a first use."""
     if mode not in ("device", "synced"):
         raise ValueError(f"unknown timing mode {mode!r}")
     if not arg_sets:
@@ -82,6 +84,8 @@ def measure(fn: Callable[..., Any], arg_sets: Sequence[Sequence[Any]], backend: 
     if mode == "device":
         pairs = [(backend.event(), backend.event()) for _ in range(trials)]
         for i, (s, e) in enumerate(pairs):
+            if i == audit_at and audit is not None:
+                audit(arg_sets[i % r])
             if i == keep_at and refill is not None:
                 refill(arg_sets[i % r])
             backend.flush()
@@ -95,6 +99,8 @@ def measure(fn: Callable[..., Any], arg_sets: Sequence[Sequence[Any]], backend: 
     else:
         for i in range(trials):
             s, e = backend.event(), backend.event()
+            if i == audit_at and audit is not None:
+                audit(arg_sets[i % r])
             if i == keep_at and refill is not None:
                 refill(arg_sets[i % r])
             backend.flush()

@@ -626,7 +626,10 @@ def timing(prob, ref, new, device, spec: dict, T, watch=_nothing, rebase=_nothin
     that does the work only when it is checked cannot know which timed call counts. That call's
     buffers first get new values (from a secret seed) in place, unseen by any cache keyed on the
     tensor, its address or its version, so a kernel that answers repeated inputs from a cache
-    returns a stale output there. The untimed call after timing runs inside `census()`."""
+    returns a stale output there. Inside `census()` run an extra untimed call at another secret
+    place among each of the candidate's measurements' timed calls, and the untimed call after
+    timing: a kernel that counts its calls cannot hand the timed ones to torch and be itself in
+    every censused one."""
     import torch
 
     ts = spec["timing"]
@@ -650,6 +653,12 @@ def timing(prob, ref, new, device, spec: dict, T, watch=_nothing, rebase=_nothin
     out: dict[str, Any] = {"rotated_input_sets": nsets, "notes": notes, "backend": type(backend).__name__}
     runs: dict[str, dict[str, list]] = {n: {"device": [], "synced": []} for n in fns}
     trials, tol, pick = int(ts.get("trials", 100)), spec.get("tolerance"), iter(picks)
+
+    def audit(args: list) -> None:
+        with census():
+            new(*args)
+        watch()
+
     with torch.no_grad():
         for _ in range(int(ts.get("repeats", 1))):
             for name, fn in fns.items():  # interleaved so drift hits every callable alike
@@ -661,7 +670,8 @@ def timing(prob, ref, new, device, spec: dict, T, watch=_nothing, rebase=_nothin
                         fresh = draw_inputs(prob, secret, device)
                         refill = lambda args, fresh=fresh, seen=seen: seen.append(_refill(args, fresh))  # noqa: E731
                     times = T.measure(fn, arg_sets, backend, mode=mode, warmup=int(ts.get("warmup", 10)),
-                                      trials=trials, keep_at=k, kept=kept, refill=refill)
+                                      trials=trials, keep_at=k, kept=kept, refill=refill,
+                                      audit_at=next(pick, 0) % trials if name == "candidate" else -1, audit=audit)
                     watch()
                     if kept:
                         diff = compare(ref(*seen[0]), kept.pop(), tol)  # seen[0]: _refill's copy
@@ -776,7 +786,7 @@ def main() -> None:
     census = (op_census(frozenset(spec["census"]["allowed_calls"])) if spec.get("census")
               else lambda into: contextlib.nullcontext())
     changed, rebase = tripwire(_watched(torch, prob, T), data={"problem": prob})
-    picks = [int.from_bytes(os.urandom(4), "little") for _ in range(64)]  # drawn before candidate code runs
+    picks = [int.from_bytes(os.urandom(4), "little") for _ in range(256)]  # drawn before candidate code runs
     # The test inputs' seed, secret unless pinned: one a candidate can know (KernelBench fixes its
     # seeds) tells it the inputs it will be checked on, whose answers it could work out ahead where
     # no census looks (tests/kernels/candidates/cheat_predicted_inputs.py). The models are still
@@ -857,7 +867,7 @@ def _evaluate(prob, cand, device, spec: dict, phase, watch, rebase, T, picks, ce
         try:
             result["timing"] = timing(prob, ref, new, device, spec, T, watch, rebase, picks,
                                       lambda: census(after_timing))
-            when = "in the untimed call after timing (not in the correctness trials)"
+            when = "in untimed calls among and after the timed ones (not in the correctness trials)"
             result = computed_by_torch(when, after_timing, out_elements) or result
         except Exception:
             result = {"status": "runtime", "message": f"the timing run raised:\n{_tb()}"}
