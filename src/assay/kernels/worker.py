@@ -76,8 +76,8 @@ def draw_inputs(prob, seed: int, device) -> list:
         if device.type == "cuda" else []
     with torch.random.fork_rng(devices=cuda):
         torch.default_generator.manual_seed(seed)
-        if cuda:
-            torch.cuda.manual_seed(seed)
+        for index in cuda:  # that device's generator, not the current device's: only it is forked
+            torch.cuda.default_generators[index].manual_seed(seed)
         return _to(list(prob.get_inputs()), device)
 
 
