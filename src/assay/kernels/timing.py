@@ -81,13 +81,17 @@ def measure(fn: Callable[..., Any], arg_sets: Sequence[Sequence[Any]], backend: 
         fn(*arg_sets[i % r])
     backend.synchronize()
     times: list[float] = []
+
+    def before(i: int) -> None:  # outside call i's timed window
+        if i == audit_at and audit is not None:
+            audit(arg_sets[i % r])
+        if i == keep_at and refill is not None:
+            refill(arg_sets[i % r])
+
     if mode == "device":
         pairs = [(backend.event(), backend.event()) for _ in range(trials)]
         for i, (s, e) in enumerate(pairs):
-            if i == audit_at and audit is not None:
-                audit(arg_sets[i % r])
-            if i == keep_at and refill is not None:
-                refill(arg_sets[i % r])
+            before(i)
             backend.flush()
             s.record()
             out = fn(*arg_sets[i % r])
@@ -99,10 +103,7 @@ def measure(fn: Callable[..., Any], arg_sets: Sequence[Sequence[Any]], backend: 
     else:
         for i in range(trials):
             s, e = backend.event(), backend.event()
-            if i == audit_at and audit is not None:
-                audit(arg_sets[i % r])
-            if i == keep_at and refill is not None:
-                refill(arg_sets[i % r])
+            before(i)
             backend.flush()
             backend.synchronize()  # the GPU is idle at the start event, so the launch cost counts
             s.record()

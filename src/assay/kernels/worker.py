@@ -663,15 +663,15 @@ def timing(prob, ref, new, device, spec: dict, T, watch=_nothing, rebase=_nothin
         for _ in range(int(ts.get("repeats", 1))):
             for name, fn in fns.items():  # interleaved so drift hits every callable alike
                 for mode in ts.get("modes", ["device", "synced"]):
-                    k, kept, seen, refill = -1, None, [], None
+                    k, kept, seen, refill, audit_at = -1, None, [], None, -1
                     if name == "candidate":
                         secret = next(pick, 0)
-                        k, kept = secret % trials, []
+                        k, kept, audit_at = secret % trials, [], next(pick, 0) % trials
                         fresh = draw_inputs(prob, secret, device)
                         refill = lambda args, fresh=fresh, seen=seen: seen.append(_refill(args, fresh))  # noqa: E731
                     times = T.measure(fn, arg_sets, backend, mode=mode, warmup=int(ts.get("warmup", 10)),
                                       trials=trials, keep_at=k, kept=kept, refill=refill,
-                                      audit_at=next(pick, 0) % trials if name == "candidate" else -1, audit=audit)
+                                      audit_at=audit_at, audit=audit)
                     watch()
                     if kept:
                         diff = compare(ref(*seen[0]), kept.pop(), tol)  # seen[0]: _refill's copy
