@@ -164,39 +164,34 @@ def test_device_mode_flushes_before_each_call_and_syncs_once():
     # rotated input buffers, and each call sits between a flush+record and a record
     assert timed[:4] == ["flush", "record", "call(0,)", "record"]
     assert [x for x in timed if x.startswith("call")] == ["call(0,)", "call(1,)", "call(2,)", "call(0,)"]
-    # the output of one chosen timed call (not a warm-up one) is kept for checking, in both modes
+    # the outputs of chosen timed calls (not warm-up ones) are kept for checking, in both modes
     for mode in ("device", "synced"):
-        kept: list = []
-        T.measure(lambda x: ("out", x), [(0,), (1,), (2,)], g, mode=mode, warmup=2, trials=4, keep_at=2, kept=kept)
-        assert kept == [("out", 2)]
+        kept: dict = {2: None, 3: None}
+        T.measure(lambda x: ("out", x), [(0,), (1,), (2,)], g, mode=mode, warmup=2, trials=4, kept=kept)
+        assert kept == {2: ("out", 2), 3: ("out", 0)}
 
 
-def test_the_checked_call_gets_its_new_values_outside_the_timed_window():
-    for mode in ("device", "synced"):
-        g = FakeGPU()
-        g.refill = lambda args: g.log.append(f"refill{args}")
-        T.measure(g.fn, [(0,), (1,), (2,)], g, mode=mode, warmup=3, trials=4, keep_at=2, kept=[], refill=g.refill)
-        # that timed call's buffers, once (not warm-up call 2's, which had the same buffers)
-        assert [x for x in g.log if x.startswith("refill")] == ["refill(2,)"]
-        timed = g.log[g.log.index("sync") + 1:]
-        at = timed.index("refill(2,)")
-        assert timed[at + 1] == "flush" and timed.index("call(2,)") > at  # before the flush, so untimed
-
-
-def test_the_audited_call_is_an_extra_call_outside_every_timed_window():
+def test_what_runs_before_a_timed_call_runs_outside_every_timed_window():
+    # before(i, args) gives a checked call's buffers new values, or makes an extra censused call
     for mode in ("device", "synced"):
         g = FakeGPU()
 
-        def audit(args, g=g):
-            g.log.append(f"audit{args}")
-            g.now += 50.0  # a census makes it slow: none of that may show in a time
+        def before(i, args, g=g):
+            if i == 1:
+                g.log.append(f"extra{args}")
+                g.fn(*args)
+            if i == 2:
+                g.log.append(f"refill{args}")
+            g.now += 50.0  # a census or a refill takes time: none of it may show in a time
 
-        times = T.measure(g.fn, [(0,), (1,), (2,)], g, mode=mode, warmup=3, trials=4, audit_at=1, audit=audit)
-        assert times == [2.0] * 4  # no timed window holds it
+        times = T.measure(g.fn, [(0,), (1,), (2,)], g, mode=mode, warmup=3, trials=4, before=before)
+        assert times == [2.0] * 4  # no timed window holds any of it
         timed = g.log[g.log.index("sync") + 1:]
-        assert [x for x in timed if x.startswith(("audit", "call"))] == \
-            ["call(0,)", "audit(1,)", "call(1,)", "call(2,)", "call(0,)"]  # once, on the next call's buffers
-        assert timed.index("audit(1,)") < timed.index("flush", timed.index("call(0,)"))
+        # once each, on the next timed call's buffers (not warm-up call 2's, which had the same buffers)
+        assert [x for x in timed if x.startswith(("extra", "refill", "call"))] == \
+            ["call(0,)", "extra(1,)", "call(1,)", "call(1,)", "refill(2,)", "call(2,)", "call(0,)"]
+        assert [x for x in g.log[:g.log.index("sync")] if not x.startswith("call")] == []
+        assert timed[timed.index("refill(2,)") + 1] == "flush"  # before the flush, so untimed
 
 
 def test_synced_mode_syncs_the_device_before_the_end_event():
@@ -641,14 +636,20 @@ def test_op_census_leaves_an_allowed_torch_call_its_own_aten_ops():
     assert seen.calls.get("bmm") == 1 and "addmm" not in seen.calls, seen.calls
 
 
-def test_inputs_are_drawn_in_a_fork_of_the_generator_the_candidate_can_read():
-    torch = pytest.importorskip("torch")
-    from assay.kernels.worker import draw_inputs
+def _relu_problem(shrink: int = 256):
     import types
 
     prob = types.ModuleType("problem")  # as the worker holds it: the shrunken source, imported
-    exec(load_problem(Path(__file__).parent / "kernels" / "problems" / "level1" / "1_ReLU.py", shrink=256).source,
+    exec(load_problem(Path(__file__).parent / "kernels" / "problems" / "level1" / "1_ReLU.py", shrink=shrink).source,
          prob.__dict__)
+    return prob
+
+
+def test_inputs_are_drawn_in_a_fork_of_the_generator_the_candidate_can_read():
+    torch = pytest.importorskip("torch")
+    from assay.kernels.worker import draw_inputs
+
+    prob = _relu_problem()
     torch.manual_seed(42)  # the public seed the models are built after
     before = torch.get_rng_state()
     first, again = draw_inputs(prob, 123456, torch.device("cpu")), draw_inputs(prob, 123456, torch.device("cpu"))
@@ -657,3 +658,78 @@ def test_inputs_are_drawn_in_a_fork_of_the_generator_the_candidate_can_read():
     assert torch.initial_seed() == 42 and torch.equal(torch.get_rng_state(), before)  # nothing of 123456 shows
     torch.manual_seed(123456)
     assert torch.equal(torch.randn(16, 256), first[0])  # as get_inputs draws after torch.manual_seed
+
+
+def test_the_checks_among_the_timed_calls_catch_an_answer_for_values_that_changed_in_place():
+    torch = pytest.importorskip("torch")
+    from assay.kernels.worker import TimedChecks, draw_inputs
+
+    prob, cpu, trials = _relu_problem(), torch.device("cpu"), 10
+    for secret in range(200):  # the three places are secret, within the timed calls; the two checked ones differ
+        c = TimedChecks(prob, cpu, iter([secret * 7919 + j for j in range(4)]), trials, audit=None)
+        assert c.renewed_at != c.mixed_at and {c.renewed_at, c.mixed_at, c.audit_at} <= set(range(trials))
+    ref = torch.relu
+
+    def run(fn, secret, on_mixed=lambda: None):
+        audited, arg_sets = [], [draw_inputs(prob, s, cpu) for s in (1, 2)]
+        c = TimedChecks(prob, cpu, iter([secret, secret + 1, secret + 2, secret + 3]), trials, audit=audited.append)
+
+        def before(i, args):
+            c.before(i, args)
+            if i == c.mixed_at:
+                on_mixed()
+
+        T.measure(fn, arg_sets, T.WallBackend(), warmup=2, trials=trials, before=before, kept=c.kept)
+        assert len(audited) == 1  # the census's extra call, once
+        drawn = draw_inputs(prob, 1 + c.renewed_at % 2, cpu)[0]  # that buffer set's values before timing
+        assert int((c.seen[c.renewed_at][0] != drawn).sum()) > 4000  # all new values there
+        return c, c.wrong(ref, None, "device")
+
+    for secret in (5, 6, 7):
+        c, wrong = run(torch.relu, secret)
+        assert wrong is None, wrong  # an honest kernel is right on both checked calls
+        old, now, changed = c.seen[c.mixed_at]
+        assert 1 <= changed <= 32 and int((old[0] != now[0]).sum()) == changed  # a few of 4096 elements
+
+        memo = {}
+
+        def sampled_cache(x, memo=memo):  # keyed on the address and three sampled values
+            key = (x.data_ptr(), float(x[0, 0]), float(x[8, 128]), float(x[-1, -1]))
+            if key not in memo:
+                memo[key] = torch.relu(x)
+            return memo[key]
+
+        c, wrong = run(sampled_cache, secret)
+        assert wrong and wrong.startswith(f"timed call {c.mixed_at + 1} of {trials} (device time), after "), wrong
+        assert "returned the output for the values before" in wrong
+
+        state = {}
+
+        def wrong_off_distribution(x):  # right on get_inputs' inputs, wrong on the mixed ones: not a cache
+            return torch.relu(x) + (1.0 if state.pop("mixed", False) else 0.0)
+
+        c, wrong = run(wrong_off_distribution, secret, on_mixed=lambda: state.update(mixed=True))
+        assert wrong is None and not state, wrong
+
+
+def test_only_an_output_for_the_values_before_a_change_counts_as_answered_from_before():
+    torch = pytest.importorskip("torch")
+    from assay.kernels.worker import answered_before, compare
+
+    before = torch.zeros(100)
+    after = before.clone()
+    after[[3, 50, 97]] = 1.0
+    loose = after + 1.5e-4  # computed, a little outside the tolerance everywhere
+    assert compare(after, loose, None) and not answered_before(before, after, loose, None)
+    stale = before + 0.5e-4  # a cached answer (within the tolerance of the old output)
+    assert compare(after, stale, None) and answered_before(before, after, stale, None)
+    partly = stale.clone()
+    partly[50] = 1.0  # one moved element computed: not the old answer
+    assert not answered_before(before, after, partly, None)
+    assert not answered_before(before, before.clone(), stale, None)  # nothing moved: no evidence
+    assert not answered_before(before, after, stale[:99], None)  # a wrong shape is another kind of wrong
+    before[7] = after[7] = stale[7] = math.nan  # a NaN the output always had neither moved nor differs
+    assert answered_before(before, after, stale, None)
+    ints = torch.tensor([1, 2, 3])
+    assert answered_before(ints, torch.tensor([1, 5, 3]), ints.clone(), None)
+    assert answered_before([before, ints], [after, ints], [stale, ints], None)  # moved in one output of two

@@ -132,8 +132,10 @@ class ModelNew(_Fast):
         return out
 ''',
         # caches outputs keyed on the input addresses and a few sampled values: it computes for
-        # inputs it has not seen (so every check finds it right) and skips the work on timing's
-        # repeated inputs; only its time gives it away
+        # inputs it has not seen (so every check that gives all-new values finds it right) and
+        # skips the work on timing's repeated inputs; where a few values changed in place it
+        # answers with the output of the values before, and where that output would not have
+        # moved, its time gives it away
         "value_cache": base + '''
 class ModelNew(_Fast):
     def __init__(self, *args):

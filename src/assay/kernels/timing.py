@@ -64,14 +64,14 @@ class Stats:
 
 
 def measure(fn: Callable[..., Any], arg_sets: Sequence[Sequence[Any]], backend: Backend, *,
-            mode: str = "device", warmup: int = 10, trials: int = 100, keep_at: int = -1,
-            kept: list | None = None, refill: Callable[[Sequence[Any]], None] | None = None,
-            audit_at: int = -1, audit: Callable[[Sequence[Any]], None] | None = None) -> list[float]:
-    """Per-call times (ms) of `fn` over `trials` calls, rotating through `arg_sets`. The output
-    of timed call `keep_at` is appended to `kept`, to be checked afterwards; just before that
-    call, outside its timed window, `refill(args)` may give its arguments new values. Before
-    timed call `audit_at`, outside any timed window, `audit(args)` may make an extra call of its
-    own. Every argument set gets at least one of the `warmup` calls, so no timed call is a first use."""
+            mode: str = "device", warmup: int = 10, trials: int = 100,
+            before: Callable[[int, Sequence[Any]], None] | None = None,
+            kept: dict[int, Any] | None = None) -> list[float]:
+    """Per-call times (ms) of `fn` over `trials` calls, rotating through `arg_sets`. Before timed
+    call i, outside any timed window, `before(i, args)` may give its arguments new values or make
+    calls of its own. The outputs of the timed calls whose indices are keys of `kept` are put
+    there, to be checked afterwards. Every argument set gets at least one of the `warmup` calls,
+    so no timed call is a first use."""
     if mode not in ("device", "synced"):
         raise ValueError(f"unknown timing mode {mode!r}")
     if not arg_sets:
@@ -81,29 +81,25 @@ def measure(fn: Callable[..., Any], arg_sets: Sequence[Sequence[Any]], backend: 
         fn(*arg_sets[i % r])
     backend.synchronize()
     times: list[float] = []
-
-    def before(i: int) -> None:  # outside call i's timed window
-        if i == audit_at and audit is not None:
-            audit(arg_sets[i % r])
-        if i == keep_at and refill is not None:
-            refill(arg_sets[i % r])
+    kept = {} if kept is None else kept
+    before = before or (lambda i, args: None)
 
     if mode == "device":
         pairs = [(backend.event(), backend.event()) for _ in range(trials)]
         for i, (s, e) in enumerate(pairs):
-            before(i)
+            before(i, arg_sets[i % r])
             backend.flush()
             s.record()
             out = fn(*arg_sets[i % r])
             e.record()
-            if i == keep_at and kept is not None:
-                kept.append(out)
+            if i in kept:
+                kept[i] = out
         backend.synchronize()
         times = [s.elapsed_time(e) for s, e in pairs]
     else:
         for i in range(trials):
             s, e = backend.event(), backend.event()
-            before(i)
+            before(i, arg_sets[i % r])
             backend.flush()
             backend.synchronize()  # the GPU is idle at the start event, so the launch cost counts
             s.record()
@@ -112,8 +108,8 @@ def measure(fn: Callable[..., Any], arg_sets: Sequence[Sequence[Any]], backend: 
             e.record()
             backend.synchronize()
             times.append(s.elapsed_time(e))
-            if i == keep_at and kept is not None:
-                kept.append(out)
+            if i in kept:
+                kept[i] = out
     return times
 
 

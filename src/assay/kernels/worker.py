@@ -391,6 +391,39 @@ def tripwire(spaces: dict[str, Any], data: dict[str, Any] | None = None):
     return changed, rebase
 
 
+def _tol(t, tol: float | None) -> float:
+    return tol if tol is not None else DEFAULT_TOL.get(str(t.dtype).replace("torch.", ""), 1e-4)
+
+
+def answered_before(before: Any, after: Any, got: Any, tol: float | None) -> bool:
+    """True when `got` is the output for the inputs as they were before a change: wherever the
+    right output moved from `before` to `after` beyond doubt (over 4 tolerances), `got` is within
+    one of `before`, and it moved somewhere. A kernel that computes, however loosely, is near
+    `after` there."""
+    import torch
+
+    b, a, g = _flat(before), _flat(after), _flat(got)
+    if not len(b) == len(a) == len(g):
+        return False
+    moved_somewhere = False
+    for x, y, z in zip(b, a, g):
+        if not all(isinstance(v, torch.Tensor) for v in (x, y, z)):
+            continue
+        if x.shape != y.shape or x.shape != z.shape or x.dtype != z.dtype or x.device != z.device:
+            return False
+        if x.is_floating_point():
+            t = _tol(x, tol)
+            moved = ~torch.isclose(x, y, atol=4 * t, rtol=4 * t, equal_nan=True)
+            near = torch.isclose(z, x, atol=t, rtol=t, equal_nan=True)
+        else:
+            moved, near = x != y, z == x
+        if bool(moved.any()):
+            if not bool(near[moved].all()):
+                return False
+            moved_somewhere = True
+    return moved_somewhere
+
+
 def compare(ref: Any, got: Any, tol: float | None) -> str | None:
     """None if `got` matches `ref` (allclose with atol=rtol=tol per dtype), else what differs."""
     import torch
@@ -417,7 +450,7 @@ def compare(ref: Any, got: Any, tol: float | None) -> str | None:
                 n = int((a != b).sum())
                 return f"{where}differs in {n} of {a.numel()} elements (exact match needed for {a.dtype})"
             continue
-        t = tol if tol is not None else DEFAULT_TOL.get(str(a.dtype).replace("torch.", ""), 1e-4)
+        t = _tol(a, tol)
         if torch.allclose(a, b, atol=t, rtol=t):
             continue
         a64, b64 = a.double(), b.double()
@@ -609,6 +642,81 @@ def _refill(bufs: list, values: list) -> list:
     return _clone(list(bufs))  # after every write: two arguments may share memory
 
 
+MIX_MIN, MIX_SHARE = 32, 1024  # the mixed call changes max(32, n/1024) of an input's n elements
+
+
+def _mix(bufs: list, values: list, seed: int) -> tuple[list, list, int]:
+    """Writes `values` in place (as `_refill` does) into a few positions, drawn after `seed`, of
+    each contiguous tensor of `bufs`: a cache keyed on a sample of the values most likely sees no
+    change and answers with the output of the values before. Returns copies of the arguments
+    before and after, and how many elements changed."""
+    import torch
+
+    old = _clone(list(bufs))
+    g = torch.Generator().manual_seed(seed)
+    for b, v in zip(bufs, values):
+        if (isinstance(b, torch.Tensor) and isinstance(v, torch.Tensor) and b.shape == v.shape
+                and b.dtype == v.dtype and b.is_contiguous() and v.is_contiguous() and b.numel()):
+            n = b.numel()
+            at = torch.randint(n, (min(n, max(MIX_MIN, n // MIX_SHARE)),), generator=g).to(b.device)
+            b.data.view(-1)[at] = v.reshape(-1)[at]
+    now = _clone(list(bufs))
+    changed = sum(int((a != b).sum()) for a, b in zip(old, now) if isinstance(a, torch.Tensor))
+    return old, now, changed
+
+
+class TimedChecks:
+    """The checks hidden among one candidate measurement's timed calls, each at a place drawn from
+    `picks` (secret random numbers), so a kernel cannot tell a checked call from the others:
+    - `audit(args)`, an extra untimed call (under the op census) before one timed call;
+    - the renewed call: its buffers first get all-new values, in place (`_refill`), so a cache keyed
+      on the tensor, its address or its version answers stale; its output is checked, and its
+      time too (`slow_when_inputs_change`: a cache that sees the change works only there);
+    - the mixed call: a few of its buffers' elements get new values, in place (`_mix`), so a cache
+      keyed on sampled values answers with the output of the values before, which is checked for.
+      These inputs are outside what get_inputs() draws (a symmetric matrix is no longer symmetric),
+      so a kernel may rightly get them wrong: only an output that is the old values' counts."""
+
+    def __init__(self, prob, device, picks, trials: int, audit) -> None:
+        renew, audit_at, mix_seed, mix_place = (next(picks, 0) for _ in range(4))
+        self.trials, self.audit = trials, audit
+        self.renewed_at, self.audit_at = renew % trials, audit_at % trials
+        self.mixed_at = (self.renewed_at + 1 + mix_place % (trials - 1)) % trials if trials > 1 else -1
+        self.fresh, self.mix_seed = draw_inputs(prob, renew, device), mix_seed
+        self.mix_values = draw_inputs(prob, mix_seed, device) if self.mixed_at >= 0 else None
+        self.kept: dict[int, Any] = {i: None for i in (self.renewed_at, self.mixed_at) if i >= 0}
+        self.seen: dict[int, Any] = {}
+
+    def before(self, i: int, args: list) -> None:
+        if i == self.audit_at:
+            self.audit(args)
+        if i == self.renewed_at:
+            self.seen[i] = _refill(args, self.fresh)
+        elif i == self.mixed_at:
+            self.seen[i] = _mix(args, self.mix_values, self.mix_seed)
+
+    def wrong(self, ref, tol, mode: str) -> str | None:
+        """What the checked calls' outputs show wrong, or None."""
+        k = self.renewed_at
+        diff = compare(ref(*self.seen[k]), self.kept[k], tol)
+        if diff:
+            return f"timed call {k + 1} of {self.trials} ({mode} time): {diff}"
+        if self.mixed_at >= 0:
+            m = self.mixed_at
+            old, now, changed = self.seen[m]
+            right = ref(*now)
+            diff = compare(right, self.kept[m], tol)
+            if diff and answered_before(ref(*old), right, self.kept[m], tol):
+                return (f"timed call {m + 1} of {self.trials} ({mode} time), after {changed} of its input elements "
+                        f"got new values in place, returned the output for the values before: {diff}")
+        return None
+
+    def renewed_time(self, times: list[float]) -> list:
+        k = self.renewed_at
+        rest = times[:k] + times[k + 1:]
+        return [times[k], statistics.median(rest) if rest else None]
+
+
 def timing_module():
     try:
         import assay_kernel_timing as T  # the copy next to this script (inside a sandbox)
@@ -621,15 +729,12 @@ def timing(prob, ref, new, device, spec: dict, T, watch=_nothing, rebase=_nothin
            census=contextlib.nullcontext) -> dict:
     """Candidate and baselines timed in turn by `T` (kernels/timing.py, imported before the
     candidate loaded); `watch()` after each measurement, `rebase()` after torch.compile's first
-    run (dynamo rebinds a few torch callables on it). In each of the candidate's measurements one
-    call, chosen by the next of `picks` (secret random numbers), has its output checked: a kernel
-    that does the work only when it is checked cannot know which timed call counts. That call's
-    buffers first get new values (from a secret seed) in place, unseen by any cache keyed on the
-    tensor, its address or its version, so a kernel that answers repeated inputs from a cache
-    returns a stale output there. Inside `census()` run an extra untimed call at another secret
-    place among each of the candidate's measurements' timed calls, and the untimed call after
-    timing: a kernel that counts its calls cannot hand the timed ones to torch and be itself in
-    every censused one."""
+    run (dynamo rebinds a few torch callables on it). Each of the candidate's measurements hides
+    its checks (`TimedChecks`) among its timed calls: a kernel that does the work only when it is
+    checked cannot know which calls count, one that answers repeated inputs from a cache answers
+    stale where their values change in place, and one that counts its calls cannot hand the timed
+    ones to torch and be itself in every censused one. After timing, timing's own buffers get new
+    values and one more censused call is checked."""
     import torch
 
     ts = spec["timing"]
@@ -663,24 +768,17 @@ def timing(prob, ref, new, device, spec: dict, T, watch=_nothing, rebase=_nothin
         for _ in range(int(ts.get("repeats", 1))):
             for name, fn in fns.items():  # interleaved so drift hits every callable alike
                 for mode in ts.get("modes", ["device", "synced"]):
-                    k, kept, seen, refill, audit_at = -1, None, [], None, -1
-                    if name == "candidate":
-                        secret = next(pick, 0)
-                        k, kept, audit_at = secret % trials, [], next(pick, 0) % trials
-                        fresh = draw_inputs(prob, secret, device)
-                        refill = lambda args, fresh=fresh, seen=seen: seen.append(_refill(args, fresh))  # noqa: E731
+                    checks = TimedChecks(prob, device, pick, trials, audit) if name == "candidate" else None
                     times = T.measure(fn, arg_sets, backend, mode=mode, warmup=int(ts.get("warmup", 10)),
-                                      trials=trials, keep_at=k, kept=kept, refill=refill,
-                                      audit_at=audit_at, audit=audit)
+                                      trials=trials, before=checks.before if checks else None,
+                                      kept=checks.kept if checks else None)
                     watch()
-                    if kept:
-                        diff = compare(ref(*seen[0]), kept.pop(), tol)  # seen[0]: _refill's copy
-                        if diff:
-                            out["wrong_while_timed"] = f"timed call {k + 1} of {trials} ({mode} time): {diff}"
+                    if checks:
+                        wrong = checks.wrong(ref, tol, mode)
+                        if wrong:
+                            out["wrong_while_timed"] = wrong
                             return out
-                        rest = times[:k] + times[k + 1:]
-                        out.setdefault("checked_calls", []).append(
-                            [times[k], statistics.median(rest) if rest else None])
+                        out.setdefault("checked_calls", []).append(checks.renewed_time(times))
                     runs[name][mode].append(T.Stats.of(times).as_dict())
         # A cache keyed on the input tensors would now return stale results: same buffers, new values.
         now = _refill(arg_sets[0], draw_inputs(prob, seed + 2000, device))

@@ -1,8 +1,8 @@
 # passes the gate: the cache lives in C++, where the gate cannot see state.
 # Answers from a cache when the input has the address, size and three sampled values of one seen
-# before. Every check that gives it new values (each correctness trial, the timed call whose
-# buffers are refilled, the refill after timing) changes the samples, so it computes and is
-# right there; on timing's repeated buffers it skips the work.
+# before. Every check that gives it all-new values (each correctness trial, the renewed timed
+# call, the refill after timing) changes the samples, so it computes and is right there; on
+# timing's repeated buffers it skips the work, and so it does where only a few values changed.
 import torch
 import torch.nn as nn
 from torch.utils.cpp_extension import load_inline
