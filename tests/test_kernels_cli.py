@@ -101,10 +101,11 @@ def test_bench_kernelbench_with_given_candidates_writes_fast_p(tmp_path):
     assert data["complete"] and data["problems_done"] == data["problems_total"] == 2
     assert "level1/1_ReLU: correct\n" in r.stdout and "level1/2_Scale_Add: missing (no 2_Scale_Add.py in" in r.stdout
     assert "fast_0 0.50, fast_1 0.00, fast_1.5 0.00" in r.stdout
+    assert "over 2 problems (1 correct); geomean" in " ".join(r.stdout.split())  # none flagged
     md = (res / "kernelbench_level1_candidates.md").read_text()
     assert "fast_0" in md and "Command:" in md and "Under way" not in md
     assert re.search(r"\nMachine: \d+ CPUs \(.+\), .+; \d{4}-\d\d-\d\dT", md), md
-    assert "\n| 2 | 1 | 0.50 | 0.00 | 0.00 | 0.00 | - |\n" in md  # no geomean without a timed kernel
+    assert "\n| 2 | 1 | 0 | 0.50 | 0.00 | 0.00 | 0.00 | - |\n" in md  # none flagged; no geomean without a timed kernel
     # the same command again reads the verdict back from the run store instead of re-evaluating
     [saved] = (tmp_path / "runs").glob("kernelbench-level1-*/level1__1_ReLU/40_verdict.json")
     before = saved.stat().st_mtime_ns
@@ -131,8 +132,10 @@ def test_bench_kernelbench_shows_what_needs_review(tmp_path):
     [row] = json.loads((res / "kernelbench_level2_candidates.json").read_text())["problems"]
     assert row["correct"] and any("returns a constant would pass" in n for n in row["review"]), row
     assert "level2/3_Max_Subtract_ReLU: correct\n  review: the reference gave the same output" in r.stdout
+    assert "over 1 problem (1 correct, 1 of them flagged for review); geomean" in " ".join(r.stdout.split())
     md = (res / "kernelbench_level2_candidates.md").read_text()
     assert "| problem | status | speedup | review |" in md
+    assert "| n | correct | flagged for review |" in md and "\n| 1 | 1 | 1 | 1.00 |" in md, md
     assert "| level2/3_Max_Subtract_ReLU | correct | - | the reference gave the same output" in md
 
 

@@ -99,9 +99,9 @@ def test_parse_ids_and_level_selection():
 # -- fast_p ----------------------------------------------------------------------------------
 
 ROWS = [
-    {"correct": True, "speedup": 2.0},
+    {"correct": True, "speedup": 2.0, "review": ["speedup 12.0x is over 10x: check it by hand"]},
     {"correct": True, "speedup": 0.5},
-    {"correct": False, "speedup": 5.0},  # wrong kernels never count, however fast
+    {"correct": False, "speedup": 5.0, "review": ["..."]},  # wrong kernels never count, however fast
     {"correct": True, "speedup": 1.0},  # exactly 1.0 is not "faster than 1"
     {"correct": False, "speedup": None},
 ]
@@ -116,6 +116,19 @@ def test_fast_p_matches_kernelbench_definition():
     assert geomean_speedup([{"correct": False, "speedup": 3.0}]) is None
     t = fast_p_table(ROWS)
     assert t["n"] == 5 and t["correct"] == 3 and t["fast_p"]["1.5"] == pytest.approx(1 / 5)
+    assert t["flagged"] == 1  # counted in fast_p as KernelBench would, and said
+
+
+def test_the_level_table_says_how_many_correct_kernels_were_flagged_for_review(tmp_path):
+    from assay.commands.kernel import write_kernelbench_results
+
+    rows = [{"problem_id": f"level1/{i}_P", "status": "correct" if r["correct"] else "mismatch", **r}
+            for i, r in enumerate(ROWS, 1)]
+    out = write_kernelbench_results(rows, tmp_path, level=1, model=None, cfg=EvalConfig(device="cpu"))
+    md = out.with_suffix(".md").read_text()
+    assert "| n | correct | flagged for review | fast_0 |" in md
+    assert "\n| 5 | 3 | 1 | 0.60 | 0.20 | 0.20 | 0.00 | 1.00x |\n" in md, md
+    assert "| level1/1_P | correct | 2.00x | speedup 12.0x is over 10x: check it by hand |" in md
 
 
 # -- timing loop -----------------------------------------------------------------------------

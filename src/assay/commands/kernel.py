@@ -393,8 +393,9 @@ def kernelbench(
     table = fast_p_table(rows)
     fast = ", ".join(f"fast_{p} {v:.2f}" for p, v in table["fast_p"].items())
     gm = table["geomean_speedup_correct"]
-    con.print(f"{fast} over {counted(table['n'], 'problem')} ({table['correct']} correct); geomean speedup of "
-              f"the correct ones: {f'{gm:.2f}x' if gm else '-'}", highlight=False)
+    flagged = f", {table['flagged']} of them flagged for review" if table["flagged"] else ""
+    con.print(f"{fast} over {counted(table['n'], 'problem')} ({table['correct']} correct{flagged}); geomean "
+              f"speedup of the correct ones: {f'{gm:.2f}x' if gm else '-'}", highlight=False)
     con.print(f"written to {written.with_suffix('')}.json/.md; run directory {store.dir}", highlight=False)
 
 
@@ -443,10 +444,10 @@ def write_kernelbench_results(rows: list[dict], out: Path, *, level: int, model:
         notes = "; ".join(r.get("review") or []).replace("|", "/")
         lines.append(f"| {r['problem_id']} | {r['status']} | {sp} | {notes} |")
     gm = table["geomean_speedup_correct"]
-    lines += ["", "| n | correct | " + " | ".join(f"fast_{p}" for p in table["fast_p"]) + " | geomean speedup (correct) |",
-              "|---" * (3 + len(table["fast_p"])) + "|",
-              f"| {table['n']} | {table['correct']} | " + " | ".join(f"{v:.2f}" for v in table["fast_p"].values())
-              + (f" | {gm:.2f}x |" if gm else " | - |"), ""]
+    lines += ["", "| n | correct | flagged for review | " + " | ".join(f"fast_{p}" for p in table["fast_p"])
+              + " | geomean speedup (correct) |", "|---" * (4 + len(table["fast_p"])) + "|",
+              f"| {table['n']} | {table['correct']} | {table['flagged']} | "
+              + " | ".join(f"{v:.2f}" for v in table["fast_p"].values()) + (f" | {gm:.2f}x |" if gm else " | - |"), ""]
     atomic_write_text(out / f"{name}.md", "\n".join(lines))
     return out / f"{name}.json"
 

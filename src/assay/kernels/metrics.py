@@ -30,10 +30,14 @@ def geomean_speedup(results: Iterable[Mapping]) -> float | None:
 
 
 def fast_p_table(results: Iterable[Mapping], ps: Iterable[float] = (0.0, 1.0, 1.5, 2.0)) -> dict:
+    """fast_p counts a correct kernel whose verdict carries review notes (a speedup over 10x, a
+    time that says it caches by input values, ...) as KernelBench would; `flagged` says how many
+    of the correct ones did, for a reader to look at before trusting the numbers."""
     rows = list(results)
     return {
         "n": len(rows),
         "correct": sum(1 for r in rows if r.get("correct")),
+        "flagged": sum(1 for r in rows if r.get("correct") and r.get("review")),
         "fast_p": {f"{p:g}": fast_p(rows, p) for p in ps},
         "geomean_speedup_correct": geomean_speedup(rows),
     }
