@@ -22,7 +22,6 @@ flow and arithmetic are tested on CPU with a fake clock; `CudaBackend` is the re
 
 from __future__ import annotations
 
-import gc
 import math
 import statistics
 import time
@@ -81,46 +80,37 @@ def measure(fn: Callable[..., Any], arg_sets: Sequence[Sequence[Any]], backend: 
     for i in range(max(warmup, r)):
         fn(*arg_sets[i % r])
     backend.synchronize()
+    times: list[float] = []
     kept = {} if kept is None else kept
     before = before or (lambda i, args: None)
 
-    def timed() -> list[float]:
-        times: list[float] = []
-        if mode == "device":
-            pairs = [(backend.event(), backend.event()) for _ in range(trials)]
-            for i, (s, e) in enumerate(pairs):
-                before(i, arg_sets[i % r])
-                backend.flush()
-                s.record()
-                out = fn(*arg_sets[i % r])
-                e.record()
-                if i in kept:
-                    kept[i] = out
+    if mode == "device":
+        pairs = [(backend.event(), backend.event()) for _ in range(trials)]
+        for i, (s, e) in enumerate(pairs):
+            before(i, arg_sets[i % r])
+            backend.flush()
+            s.record()
+            out = fn(*arg_sets[i % r])
+            e.record()
+            if i in kept:
+                kept[i] = out
+        backend.synchronize()
+        times = [s.elapsed_time(e) for s, e in pairs]
+    else:
+        for i in range(trials):
+            s, e = backend.event(), backend.event()
+            before(i, arg_sets[i % r])
+            backend.flush()
+            backend.synchronize()  # the GPU is idle at the start event, so the launch cost counts
+            s.record()
+            out = fn(*arg_sets[i % r])
             backend.synchronize()
-            times = [s.elapsed_time(e) for s, e in pairs]
-        else:
-            for i in range(trials):
-                s, e = backend.event(), backend.event()
-                before(i, arg_sets[i % r])
-                backend.flush()
-                backend.synchronize()  # the GPU is idle at the start event, so the launch cost counts
-                s.record()
-                out = fn(*arg_sets[i % r])
-                backend.synchronize()
-                e.record()
-                backend.synchronize()
-                times.append(s.elapsed_time(e))
-                if i in kept:
-                    kept[i] = out
-        return times
-
-    gc_was_on = gc.isenabled()
-    gc.disable()  # as timeit does: a collection during one timed call would make an outlier of it
-    try:
-        return timed()
-    finally:
-        if gc_was_on:
-            gc.enable()
+            e.record()
+            backend.synchronize()
+            times.append(s.elapsed_time(e))
+            if i in kept:
+                kept[i] = out
+    return times
 
 
 def cv(values: Sequence[float]) -> float:
