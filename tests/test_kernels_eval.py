@@ -157,14 +157,18 @@ def test_a_cache_keyed_on_the_input_tensor_and_its_version_is_caught_while_timed
     assert "cached for an input seen before" in v.message and v.speedup is None
 
 
+def _timed_on_full_relu(tmp_path, candidate: str):
+    full = load_problem(HERE / "problems" / "level1" / "1_ReLU.py")  # large enough that the work shows
+    cfg = EvalConfig(device="cpu", cache_dir=str(tmp_path), timing=True, warmup=4, timing_trials=5,
+                     baselines=("eager",), policy=GatePolicy(allow_cpp=True))
+    return KernelEvaluator(cfg).evaluate(full, src(candidate), candidate)
+
+
 def test_a_cache_keyed_on_a_few_sampled_input_values_answers_stale_where_a_few_values_change(tmp_path):
     # right on every check that gives it all-new values; on the timed call whose buffers had only
     # a few of their elements changed in place, its samples had not changed: it answered with the
     # output of the values before
-    full = load_problem(HERE / "problems" / "level1" / "1_ReLU.py")
-    cfg = EvalConfig(device="cpu", cache_dir=str(tmp_path), timing=True, warmup=4, timing_trials=5,
-                     baselines=("eager",), policy=GatePolicy(allow_cpp=True))
-    v = KernelEvaluator(cfg).evaluate(full, src("cheat_value_cache"), "value_cache")
+    v = _timed_on_full_relu(tmp_path, "cheat_value_cache")
     assert v.status == "mismatch" and v.message.startswith("right when checked, wrong while timed"), v.message
     assert "input elements got new values in place, returned the output for the values before" in v.message
 
@@ -172,10 +176,7 @@ def test_a_cache_keyed_on_a_few_sampled_input_values_answers_stale_where_a_few_v
 def test_a_cache_keyed_on_many_sampled_input_values_is_flagged_by_its_time(tmp_path):
     # its samples see every change, so it is right on every check, and it skipped the work on every
     # repeated timed input: the one timed call with all-new values is the slow one, in every measurement
-    full = load_problem(HERE / "problems" / "level1" / "1_ReLU.py")  # large enough that the work shows
-    cfg = EvalConfig(device="cpu", cache_dir=str(tmp_path), timing=True, warmup=4, timing_trials=5,
-                     baselines=("eager",), policy=GatePolicy(allow_cpp=True))
-    v = KernelEvaluator(cfg).evaluate(full, src("cheat_strided_value_cache"), "strided_value_cache")
+    v = _timed_on_full_relu(tmp_path, "cheat_strided_value_cache")
     assert v.correct and len(v.timing["checked_calls"]) == 2, v.message
     assert any("results cached by input values" in r for r in v.review), (v.review, v.timing["checked_calls"])
 

@@ -23,6 +23,12 @@ or by Python's operators past their budget (the references that compute with ope
 the report counts both and lists any reference it lets through, which a candidate could copy
 beside any kernel. (The constant-output counts need the census off: they count correct verdicts.)
 
+With --protocol --timed the reference-as-candidate is timed as well (CPU host time, 5 timed calls
+after 1 warm-up, eager baseline): timing's hidden checks (the renewed call with all-new values, the
+mixed call with a few changed in place, the refill after timing) then run on every problem's own
+inputs and reference, so an input they cannot change, or a reference that fails on them, shows as
+a verdict other than correct. The verdicts' review notes are kept (on a CPU, time flags are noise).
+
 Writes benches/results/<--name, default kernelbench_shrink_cpu>.{json,md}. The KernelBench checkout is
 third-party data and is not committed.
 """
@@ -96,10 +102,10 @@ def run_one(source: str, timeout: float) -> dict:
     return out
 
 
-def protocol_verdicts(problems: list, workers: int, census: bool = False) -> dict[str, dict]:
-    """The reference renamed to ModelNew through the correctness check (no gate, no timing).
-    With `census`, the worker's op census is on, with the default policy: a reference it does not
-    flag computes only with what the census lets through (Python's operators, allocation, views)."""
+def protocol_verdicts(problems: list, workers: int, census: bool = False, timed: bool = False) -> dict[str, dict]:
+    """The reference renamed to ModelNew through the correctness check (no gate; timed only with
+    `timed`). With `census`, the worker's op census is on, with the default policy: a reference it
+    does not flag computes only with what the census lets through (Python's operators, allocation, views)."""
     import re
     from concurrent.futures import ThreadPoolExecutor
 
@@ -107,7 +113,8 @@ def protocol_verdicts(problems: list, workers: int, census: bool = False) -> dic
     from assay.kernels.sandbox import kernel_sandbox
 
     # census off unless asked: the reference run as the candidate computes with torch by design
-    ev = KernelEvaluator(EvalConfig(device="cpu", timing=False, eval_timeout_s=300, census=census,
+    timing = dict(timing=True, warmup=1, timing_trials=5, baselines=("eager",)) if timed else dict(timing=False)
+    ev = KernelEvaluator(EvalConfig(device="cpu", eval_timeout_s=300, census=census, **timing,
                                     cache_dir=tempfile.mkdtemp(prefix="assay_kb_protocol_")), kernel_sandbox("cpu"))
 
     def one(p) -> tuple[str, dict]:
@@ -138,6 +145,7 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=2, help="protocol evaluations at once")
     ap.add_argument("--census", action="store_true",
                     help="run the protocol with the op census on: which references it flags, and how")
+    ap.add_argument("--timed", action="store_true", help="time the reference-as-candidate too (see above)")
     ap.add_argument("--out", default=str(ROOT / "benches" / "results"))
     ap.add_argument("--name", default="kernelbench_shrink_cpu", help="result file stem")
     a = ap.parse_args()
@@ -154,7 +162,7 @@ def main() -> int:
             else:
                 runnable.append(p)
     if a.protocol:
-        verdicts = protocol_verdicts(runnable, a.workers, a.census)
+        verdicts = protocol_verdicts(runnable, a.workers, a.census, a.timed)
         for r in rows:
             if r["problem_id"] in verdicts:
                 r["protocol"] = verdicts[r["problem_id"]]
@@ -191,7 +199,8 @@ def main() -> int:
              f"- date: {result['date']}; KernelBench commit: {a.kernelbench_commit or 'not given'}",
              f"- machine: {m['nproc']} CPUs ({m['cpu']}), Python {m['python']}, torch {m['torch']}; "
              f"wall {result['wall_s']} s", "",
-             "| level | problems | reference runs shrunken on CPU | reference-as-candidate judged correct "
+             "| level | problems | reference runs shrunken on CPU | reference-as-candidate judged correct"
+             + (" (timed)" if a.timed else "") + " "
              "| a constant output would pass (1e-4 / 1e-2) |",
              "|---|---|---|---|---|"]
     lines += [f"| {lv} | {c['problems']} | {c['ok']} | {c['protocol_correct'] if a.protocol else 'not run'} | "
