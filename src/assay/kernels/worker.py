@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import itertools
 import json
 import math
 import re
@@ -678,7 +679,7 @@ class TimedChecks:
       so a kernel may rightly get them wrong: only an output that is the old values' counts."""
 
     def __init__(self, prob, device, picks, trials: int, audit) -> None:
-        renew, audit_at, mix_seed, mix_place = [next(picks) for _ in range(4)]  # main() draws 4 per measurement
+        renew, audit_at, mix_seed, mix_place = [next(picks) for _ in range(4)]
         self.trials, self.audit = trials, audit
         self.renewed_at, self.audit_at = renew % trials, audit_at % trials
         self.mixed_at = (self.renewed_at + 1 + mix_place % (trials - 1)) % trials if trials > 1 else -1
@@ -884,9 +885,8 @@ def main() -> None:
     census = (op_census(frozenset(spec["census"]["allowed_calls"])) if spec.get("census")
               else lambda into: contextlib.nullcontext())
     changed, rebase = tripwire(_watched(torch, prob, T), data={"problem": prob})
-    ts = spec.get("timing") or {}  # 4 secret numbers per candidate measurement (TimedChecks)
-    measurements = int(ts.get("repeats", 1)) * len(ts.get("modes", ["device", "synced"]))
-    picks = [int.from_bytes(os.urandom(4), "little") for _ in range(4 * measurements)]  # before candidate code runs
+    urandom = os.urandom  # held before candidate code runs: one that swaps os.urandom cannot reach it
+    picks = (int.from_bytes(urandom(4), "little") for _ in itertools.count())  # as many as TimedChecks takes
     # The test inputs' seed, secret unless pinned: one a candidate can know (KernelBench fixes its
     # seeds) tells it the inputs it will be checked on, whose answers it could work out ahead where
     # no census looks (tests/kernels/candidates/cheat_predicted_inputs.py). The models are still
