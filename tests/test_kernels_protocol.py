@@ -701,7 +701,8 @@ def test_the_checks_among_the_timed_calls_catch_an_answer_for_values_that_change
     for secret in (5, 6, 7):
         c, wrong = run(torch.relu, secret)
         assert wrong is None, wrong  # an honest kernel is right on both checked calls
-        old, now, changed = c.seen[c.mixed_at]
+        old, now = c.seen[c.mixed_at]
+        changed = int((old[0] != now[0]).sum())
         assert 1 <= changed <= 32 and int((old[0] != now[0]).sum()) == changed  # a few of 4096 elements
 
         memo = {}
@@ -723,6 +724,36 @@ def test_the_checks_among_the_timed_calls_catch_an_answer_for_values_that_change
 
         c, wrong = run(wrong_off_distribution, secret, on_mixed=lambda: state.update(mixed=True))
         assert wrong is None and not state, wrong
+
+
+def test_the_checks_before_the_timed_calls_only_queue_device_work():
+    """On a GPU, a value read back or a copy from the host between two timed calls drains the queue:
+    that call's place would show (an idle stream at a checked call) and the write would not be
+    like the reference's measurement. On the meta device (no data), reading a value back raises,
+    and any host tensor in an op shows in the dispatch."""
+    torch = pytest.importorskip("torch")
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from assay.kernels.worker import TimedChecks, _flat, draw_inputs
+
+    prob, meta, trials = _relu_problem(), torch.device("meta"), 10
+    devices: set[str] = set()
+
+    class Devices(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            devices.update(t.device.type for t in _flat(list(args) + list(kwargs.values()))
+                           if isinstance(t, torch.Tensor))
+            return func(*args, **kwargs)
+
+    for secret in (5, 6, 7):
+        audited = []
+        c = TimedChecks(prob, meta, iter([secret, secret + 1, secret + 2, secret + 3]), trials, audit=audited.append)
+        args = draw_inputs(prob, 1, meta)
+        with Devices():
+            for i in range(trials):
+                c.before(i, args)
+        assert set(c.seen) == {c.renewed_at, c.mixed_at} and len(audited) == 1
+        assert devices == {"meta"}, devices  # index_put, copy_ and clone on the inputs' device, nothing else
 
 
 def test_only_an_output_for_the_values_before_a_change_counts_as_answered_from_before():

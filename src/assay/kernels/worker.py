@@ -646,24 +646,31 @@ def _refill(bufs: list, values: list) -> list:
 MIX_MIN, MIX_SHARE = 32, 1024  # the mixed call changes max(32, n/1024) of an input's n elements
 
 
-def _mix(bufs: list, values: list, seed: int) -> tuple[list, list, int]:
-    """Writes `values` in place (as `_refill` does) into a few positions, drawn after `seed`, of
-    each contiguous tensor of `bufs`: a cache keyed on a sample of the values most likely sees no
-    change and answers with the output of the values before. Returns copies of the arguments
-    before and after, and how many elements changed."""
+def _mix_positions(values: list, seed: int) -> list:
+    """Per input, the flat positions (drawn after `seed`, already on its device) whose values the
+    mixed call renews, or None where it renews none (not a contiguous tensor, or empty). Drawn
+    before timing, so the write among the timed calls moves nothing between host and device."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randint(v.numel(), (min(v.numel(), max(MIX_MIN, v.numel() // MIX_SHARE)),), generator=g).to(v.device)
+            if isinstance(v, torch.Tensor) and v.is_contiguous() and v.numel() else None for v in values]
+
+
+def _mix(bufs: list, values: list, positions: list) -> tuple[list, list]:
+    """Writes `values` in place (through `.data`, as `_refill` does) at `positions` of each
+    contiguous tensor of `bufs`: a cache keyed on a sample of the values most likely sees no change
+    and answers with the output of the values before. Returns copies of the arguments before and
+    after. Only device work: nothing here waits for the device, so the mixed call's place does
+    not show as an idle queue."""
     import torch
 
     old = _clone(list(bufs))
-    g = torch.Generator().manual_seed(seed)
-    for b, v in zip(bufs, values):
-        if (isinstance(b, torch.Tensor) and isinstance(v, torch.Tensor) and b.shape == v.shape
-                and b.dtype == v.dtype and b.is_contiguous() and v.is_contiguous() and b.numel()):
-            n = b.numel()
-            at = torch.randint(n, (min(n, max(MIX_MIN, n // MIX_SHARE)),), generator=g).to(b.device)
+    for b, v, at in zip(bufs, values, positions):
+        if (at is not None and isinstance(b, torch.Tensor) and b.shape == v.shape and b.dtype == v.dtype
+                and b.is_contiguous()):
             b.data.view(-1)[at] = v.reshape(-1)[at]
-    now = _clone(list(bufs))
-    changed = sum(int((a != b).sum()) for a, b in zip(old, now) if isinstance(a, torch.Tensor))
-    return old, now, changed
+    return old, _clone(list(bufs))
 
 
 class TimedChecks:
@@ -683,8 +690,9 @@ class TimedChecks:
         self.trials, self.audit = trials, audit
         self.renewed_at, self.audit_at = renew % trials, audit_at % trials
         self.mixed_at = (self.renewed_at + 1 + mix_place % (trials - 1)) % trials if trials > 1 else -1
-        self.fresh, self.mix_seed = draw_inputs(prob, renew, device), mix_seed
-        self.mix_values = draw_inputs(prob, mix_seed, device) if self.mixed_at >= 0 else None
+        self.fresh = draw_inputs(prob, renew, device)
+        self.mix_values = draw_inputs(prob, mix_seed, device) if self.mixed_at >= 0 else []
+        self.mix_at = _mix_positions(self.mix_values, mix_seed)
         self.kept: dict[int, Any] = {i: None for i in (self.renewed_at, self.mixed_at) if i >= 0}
         self.seen: dict[int, Any] = {}
 
@@ -694,20 +702,23 @@ class TimedChecks:
         if i == self.renewed_at:
             self.seen[i] = _refill(args, self.fresh)
         elif i == self.mixed_at:
-            self.seen[i] = _mix(args, self.mix_values, self.mix_seed)
+            self.seen[i] = _mix(args, self.mix_values, self.mix_at)
 
     def wrong(self, ref, tol, mode: str) -> str | None:
         """What the checked calls' outputs show wrong, or None."""
+        import torch
+
         k = self.renewed_at
         diff = compare(ref(*self.seen[k]), self.kept[k], tol)
         if diff:
             return f"timed call {k + 1} of {self.trials} ({mode} time): {diff}"
         if self.mixed_at >= 0:
             m = self.mixed_at
-            old, now, changed = self.seen[m]
+            old, now = self.seen[m]
             right = ref(*now)
             diff = compare(right, self.kept[m], tol)
             if diff and answered_before(ref(*old), right, self.kept[m], tol):
+                changed = sum(int((a != b).sum()) for a, b in zip(old, now) if isinstance(a, torch.Tensor))
                 return (f"timed call {m + 1} of {self.trials} ({mode} time), after {changed} of its input elements "
                         f"got new values in place, returned the output for the values before: {diff}")
         return None
