@@ -179,6 +179,11 @@ def test_a_cache_keyed_on_many_sampled_input_values_is_flagged_by_its_time(tmp_p
     v = _timed_on_full_relu(tmp_path, "cheat_strided_value_cache")
     assert v.correct and len(v.timing["checked_calls"]) == 2, v.message
     assert any("results cached by input values" in r for r in v.review), (v.review, v.timing["checked_calls"])
+    # and its time is that of the calls where it had to work, not its cache's
+    renewed = {mode: ms for ms, _, mode in v.timing["checked_calls"]}
+    cached = v.timing["runs"]["candidate"]["synced"][0]["median_ms"]
+    assert v.new_ms == pytest.approx(renewed["synced"]) and v.new_ms > 3 * cached, (v.new_ms, cached)
+    assert v.speedup == pytest.approx(v.ref_ms / renewed["synced"])
 
 
 def test_a_problem_whose_output_ignores_its_input_is_flagged_on_every_correct_verdict(ev, relu):

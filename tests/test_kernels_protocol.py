@@ -323,11 +323,23 @@ def test_a_timed_call_slow_only_when_its_inputs_change_is_flagged(tmp_path):
     assert T.slow_when_inputs_change([(1.0, None)]) is None  # a measurement of one call has no others
     ev = KernelEvaluator(EvalConfig(device="cuda:0", cache_dir=str(tmp_path)))
     v, honest = Verdict("v", "correct"), Verdict("h", "correct")
-    ev._apply_timing(v, {**_timing_result(0.05, 1.0), "checked_calls": [[1.2, 0.05], [1.1, 0.05]]})
-    ev._apply_timing(honest, {**_timing_result(0.5, 1.0), "checked_calls": [[0.52, 0.5], [0.49, 0.5]]})
+    ev._apply_timing(v, {**_timing_result(0.05, 1.0), "checked_calls": [[1.2, 0.05, "device"], [1.1, 0.05, "synced"]]})
+    ev._apply_timing(honest, {**_timing_result(0.5, 1.0),
+                              "checked_calls": [[0.52, 0.5, "device"], [0.49, 0.5, "synced"]]})
     assert v.correct and any("cached by input values" in r and "22.0x" in r for r in v.review), v.review
     assert v.suspect and honest.correct and not honest.review and not honest.suspect
-    assert "Flagged for review: (1) speedup" in v.feedback() and "(2) each time its inputs" in v.feedback()
+    # timed where it had to work, not on its cache: 1.0 ms eager over 1.1 ms, not over 0.05 ms
+    assert v.new_ms == pytest.approx(1.1) and v.speedup == pytest.approx(1.0 / 1.1)
+    assert v.speedups["eager/device"] == pytest.approx(1.0 / 1.2) and "speedup 0.91x" in v.message
+    assert any("synced time 1.1000 ms, the others' median 0.0500 ms" in r for r in v.review), v.review
+    assert honest.new_ms == pytest.approx(0.5) and honest.speedup == pytest.approx(2.0)  # its own median
+    assert not any("over 10x" in r for r in v.review)  # 20x on the cache, under 1x where it works
+    assert "Flagged for review: (1) each time its inputs" in v.feedback() and "(2)" not in v.feedback()
+    both = Verdict("b", "correct")  # over 10x even where it works
+    ev._apply_timing(both, {**_timing_result(0.005, 1.0),
+                            "checked_calls": [[0.08, 0.005, "device"], [0.09, 0.005, "synced"]]})
+    assert both.speedup == pytest.approx(1.0 / 0.09)
+    assert "Flagged for review: (1) speedup 11.1x" in both.feedback() and "(2) each time its inputs" in both.feedback()
     assert "Flagged" not in honest.feedback()
 
 

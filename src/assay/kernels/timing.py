@@ -134,19 +134,27 @@ def escaped_stream(device_ms: float, synced_ms: float, overhead_ms: float = 0.1)
     return synced_ms > 2.0 * device_ms + overhead_ms
 
 
-def slow_when_inputs_change(checked: Sequence[tuple[float, float]], floor_ms: float = 0.02) -> float | None:
+def slow_when_inputs_change(checked: Sequence[Sequence[Any]], floor_ms: float = 0.02) -> float | None:
     """`checked` holds, per measurement, the time of the call whose inputs had just been given
-    new values and the median of the other calls. Returns the smallest ratio of the two when, in
-    every measurement, that call was over CHECKED_CALL_SLOWER times and `floor_ms` slower; else
-    None. A kernel that does the work only for inputs it has not seen (a cache keyed on sampled
-    values) is fast on timing's repeated inputs and slow there; an honest kernel's time does not
-    care, and one noisy call cannot be slow in every measurement."""
+    new values and the median of the other calls (then, optionally, the mode). Returns the
+    smallest ratio of the two when, in every measurement, that call was over CHECKED_CALL_SLOWER
+    times and `floor_ms` slower; else None. A kernel that does the work only for inputs it has not
+    seen (a cache keyed on their values) is fast on timing's repeated inputs and slow there; an
+    honest kernel's time does not care, and one noisy call cannot be slow in every measurement."""
     if not checked:
         return None
-    for ms, others in checked:
+    for ms, others, *_ in checked:
         if not others or ms < CHECKED_CALL_SLOWER * others or ms - others < floor_ms:
             return None
-    return min(ms / others for ms, others in checked)
+    return min(ms / others for ms, others, *_ in checked)
+
+
+def time_on_new_inputs(checked: Sequence[Sequence[Any]], mode: str) -> float | None:
+    """The median time, in `mode`, of the calls whose inputs had just been given new values (the
+    entries of `checked` that name their mode): what a kernel that caches by input values costs
+    when it must work."""
+    times = [c[0] for c in checked if len(c) > 2 and c[2] == mode]
+    return statistics.median(times) if times else None
 
 
 class WallEvent:

@@ -723,10 +723,11 @@ class TimedChecks:
                         f"got new values in place, returned the output for the values before: {diff}")
         return None
 
-    def renewed_time(self, times: list[float]) -> list:
+    def renewed_time(self, times: list[float], mode: str) -> list:
+        """[the renewed call's time, the median of the others, the timing mode]"""
         k = self.renewed_at
         rest = times[:k] + times[k + 1:]
-        return [times[k], statistics.median(rest) if rest else None]
+        return [times[k], statistics.median(rest) if rest else None, mode]
 
 
 def timing_module():
@@ -790,7 +791,7 @@ def timing(prob, ref, new, device, spec: dict, T, watch=_nothing, rebase=_nothin
                         if wrong:
                             out["wrong_while_timed"] = wrong
                             return out
-                        out.setdefault("checked_calls", []).append(checks.renewed_time(times))
+                        out.setdefault("checked_calls", []).append(checks.renewed_time(times, mode))
                     runs[name][mode].append(T.Stats.of(times).as_dict())
         # A cache keyed on the input tensors would now return stale results: same buffers, new values.
         now = _refill(arg_sets[0], draw_inputs(prob, seed + 2000, device))
