@@ -41,6 +41,12 @@ def test_gpu_validate_cpu_dry_run(tmp_path):
     assert "stream-thread" in gate["side_stream"] and "output-cache" in gate["pointer_cache"]
     assert "torch-compute" in gate["torch_compute"]
     assert "CPU DRY RUN" in (tmp_path / "kernels_gpu_validate_cpu_dryrun.md").read_text()
+    # the honest kernels' calls with new input values, measured for the time flag (enforced on a GPU)
+    flag = {c["check"]: c for c in rep["checks"] if "not flagged by the time" in c["check"]}
+    assert set(flag) == {f"level1/1_Swish: {n} kernel not flagged by the time of its calls with new input values"
+                         for n in ("fast", "slow")}, sorted(flag)
+    assert all(c["ok"] and not c["enforced"] and "per measurement: [" in c["detail"] and "[]" not in c["detail"]
+               for c in flag.values()), flag
 
 
 def _validate(out: Path, *extra: str) -> list[str]:  # one cheat: these tests are about the run, not the cheats

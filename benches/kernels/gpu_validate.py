@@ -52,7 +52,7 @@ try:
     from assay.kernels.problem import Problem, load_problem
     from assay.kernels.sandbox import kernel_sandbox
     from assay.sandbox.unsafe import UnsafeSandbox
-    from assay.kernels.timing import cv
+    from assay.kernels.timing import cv, slow_when_inputs_change
     from assay.kernels.toolkit import cuda_home
 except ImportError as e:  # the GPU image has torch but not assay's own dependencies (pydantic)
     sys.exit(f"gpu_validate: cannot import assay ({e}); carry the wheels listed in benches/kernels/README.md.")
@@ -470,7 +470,15 @@ def main() -> int:
                   tuned["status"] == "correct", f"{tuned['status']}: {tuned['message'][:200]}")
         for name in ("fast", "slow", "fast_cuda"):
             if name in timed[p.id]:
-                check(f"{p.id}: {name} kernel correct", timed[p.id][name].correct, timed[p.id][name].message[:200])
+                v = timed[p.id][name]
+                check(f"{p.id}: {name} kernel correct", v.correct, v.message[:200])
+                # an honest kernel's calls with new input values take as long as the rest: if not,
+                # the time flag's 3x would be too close to the GPU's noise
+                calls = v.timing.get("checked_calls", []) if v.timing else []
+                ratios = [round(ms / others, 3) for ms, others, *_ in calls if others]
+                check(f"{p.id}: {name} kernel not flagged by the time of its calls with new input values",
+                      v.correct and slow_when_inputs_change(calls) is None,
+                      f"those calls' time over the others' median, per measurement: {ratios}", enforced=on_gpu)
         f, s = timed[p.id]["fast"], timed[p.id]["slow"]
         if f.correct and s.correct:
             fs, ss = f.speedups.get("eager/device"), s.speedups.get("eager/device")

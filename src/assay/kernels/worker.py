@@ -653,8 +653,12 @@ def _mix_positions(values: list, seed: int) -> list:
     import torch
 
     g = torch.Generator().manual_seed(seed)
-    return [torch.randint(v.numel(), (min(v.numel(), max(MIX_MIN, v.numel() // MIX_SHARE)),), generator=g).to(v.device)
-            if isinstance(v, torch.Tensor) and v.is_contiguous() and v.numel() else None for v in values]
+
+    def draw(n: int):
+        return torch.randint(n, (min(n, max(MIX_MIN, n // MIX_SHARE)),), generator=g)
+
+    return [draw(v.numel()).to(v.device) if isinstance(v, torch.Tensor) and v.is_contiguous() and v.numel() else None
+            for v in values]
 
 
 def _mix(bufs: list, values: list, positions: list) -> tuple[list, list]:
