@@ -184,8 +184,9 @@ def test_device_mode_flushes_before_each_call_and_syncs_once():
         assert kept == {2: ("out", 2), 3: ("out", 0)}
 
 
-def test_what_runs_before_a_timed_call_runs_outside_every_timed_window():
-    # before(i, args) gives a checked call's buffers new values, or makes an extra censused call
+def test_what_runs_before_or_after_a_timed_call_runs_outside_every_timed_window():
+    # before(i, args) gives a checked call's buffers new values, or makes an extra censused call;
+    # after(i, args) undoes a change
     for mode in ("device", "synced"):
         g = FakeGPU()
 
@@ -197,14 +198,22 @@ def test_what_runs_before_a_timed_call_runs_outside_every_timed_window():
                 g.log.append(f"refill{args}")
             g.now += 50.0  # a census or a refill takes time: none of it may show in a time
 
-        times = T.measure(g.fn, [(0,), (1,), (2,)], g, mode=mode, warmup=3, trials=4, before=before)
+        def after(i, args, g=g):
+            g.log.append(f"undo{args}")
+            g.now += 50.0
+
+        times = T.measure(g.fn, [(0,), (1,), (2,)], g, mode=mode, warmup=3, trials=4, before=before, after=after)
         assert times == [2.0] * 4  # no timed window holds any of it
         timed = g.log[g.log.index("sync") + 1:]
         # once each, on the next timed call's buffers (not warm-up call 2's, which had the same buffers)
-        assert [x for x in timed if x.startswith(("extra", "refill", "call"))] == \
-            ["call(0,)", "extra(1,)", "call(1,)", "call(1,)", "refill(2,)", "call(2,)", "call(0,)"]
+        assert [x for x in timed if x.startswith(("extra", "refill", "call", "undo"))] == \
+            ["call(0,)", "undo(0,)", "extra(1,)", "call(1,)", "call(1,)", "undo(1,)", "refill(2,)", "call(2,)",
+             "undo(2,)", "call(0,)", "undo(0,)"]
         assert [x for x in g.log[:g.log.index("sync")] if not x.startswith("call")] == []
         assert timed[timed.index("refill(2,)") + 1] == "flush"  # before the flush, so untimed
+        for k, x in enumerate(timed):  # after the call's end event
+            if x.startswith("undo"):
+                assert timed[k - 1] == ("sync" if mode == "synced" else "record"), (mode, timed[k - 2:k + 1])
 
 
 def test_synced_mode_syncs_the_device_before_the_end_event():
@@ -704,7 +713,7 @@ def test_the_checks_among_the_timed_calls_catch_an_answer_for_values_that_change
             if i == c.mixed_at:
                 on_mixed()
 
-        T.measure(fn, arg_sets, T.WallBackend(), warmup=2, trials=trials, before=before, kept=c.kept)
+        T.measure(fn, arg_sets, T.WallBackend(), warmup=2, trials=trials, before=before, after=c.after, kept=c.kept)
         assert len(audited) == 1  # the census's extra call, once
         drawn = draw_inputs(prob, 1 + c.renewed_at % 2, cpu)[0]  # that buffer set's values before timing
         assert int((c.seen[c.renewed_at][0] != drawn).sum()) > 4000  # all new values there
@@ -738,6 +747,43 @@ def test_the_checks_among_the_timed_calls_catch_an_answer_for_values_that_change
         assert wrong is None and not state, wrong
 
 
+def test_no_two_timed_calls_see_the_same_input_values():
+    # so a cache keyed on all of them (a checksum) works in every timed call; and each nudge is
+    # undone after its call, so the buffers hold what they held, but where the checked calls wrote
+    torch = pytest.importorskip("torch")
+    from assay.kernels.worker import TimedChecks, draw_inputs
+
+    prob, cpu, trials, checked_before = _relu_problem(), torch.device("cpu"), 12, 0
+    for secret in (5, 6, 7):
+        arg_sets = [draw_inputs(prob, s, cpu) for s in (1, 2, 3)]
+        drawn = [draw_inputs(prob, s, cpu) for s in (1, 2, 3)]
+        c = TimedChecks(prob, cpu, iter([secret, secret + 1, secret + 2, secret + 3]), trials, audit=lambda args: None)
+        seen, memo, inputs = [], {}, []
+
+        def checksum_cache(x):  # keyed on every input value
+            key = x.numpy().tobytes()
+            seen.append(key)
+            inputs.append(x.clone())
+            if key not in memo:
+                memo[key] = torch.relu(x)
+            return memo[key]
+
+        T.measure(checksum_cache, arg_sets, T.WallBackend(), warmup=3, trials=trials, before=c.before, after=c.after,
+                  kept=c.kept)
+        timed = seen[3:]
+        assert len(timed) == trials and len(set(timed)) == trials  # all different
+        assert not set(timed) & set(seen[:3])  # and none is a warm-up call's
+        assert c.wrong(torch.relu, None, "device") is None  # it computed: right on both checked calls
+        written = {c.renewed_at % 3, c.mixed_at % 3}
+        for j in set(range(3)) - written:
+            assert torch.equal(arg_sets[j][0], drawn[j][0]), j  # every nudge undone
+        first_written = min(c.renewed_at, c.mixed_at)
+        for i in range(first_written):  # before either checked call: one element off the drawn values
+            assert int((inputs[3 + i] != drawn[i % 3][0]).sum()) == 1, i
+        checked_before += first_written
+    assert checked_before >= 3
+
+
 def test_the_checks_before_the_timed_calls_only_queue_device_work():
     """On a GPU, a value read back or a copy from the host between two timed calls drains the queue:
     that call's place would show (an idle stream at a checked call) and the write would not be
@@ -764,8 +810,9 @@ def test_the_checks_before_the_timed_calls_only_queue_device_work():
         with Devices():
             for i in range(trials):
                 c.before(i, args)
+                c.after(i, args)
         assert set(c.seen) == {c.renewed_at, c.mixed_at} and len(audited) == 1
-        assert devices == {"meta"}, devices  # index_put, copy_ and clone on the inputs' device, nothing else
+        assert devices == {"meta"}, devices  # index, index_put, copy_ and clone on the inputs' device, nothing else
 
 
 def test_only_an_output_for_the_values_before_a_change_counts_as_answered_from_before():

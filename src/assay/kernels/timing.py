@@ -66,12 +66,13 @@ class Stats:
 def measure(fn: Callable[..., Any], arg_sets: Sequence[Sequence[Any]], backend: Backend, *,
             mode: str = "device", warmup: int = 10, trials: int = 100,
             before: Callable[[int, Sequence[Any]], None] | None = None,
+            after: Callable[[int, Sequence[Any]], None] | None = None,
             kept: dict[int, Any] | None = None) -> list[float]:
     """Per-call times (ms) of `fn` over `trials` calls, rotating through `arg_sets`. Before timed
     call i, outside any timed window, `before(i, args)` may give its arguments new values or make
-    calls of its own. The outputs of the timed calls whose indices are keys of `kept` are put
-    there, to be checked afterwards. Every argument set gets at least one of the `warmup` calls,
-    so no timed call is a first use."""
+    calls of its own; after it (after its end event), `after(i, args)` may undo that. The outputs
+    of the timed calls whose indices are keys of `kept` are put there, to be checked afterwards.
+    Every argument set gets at least one of the `warmup` calls, so no timed call is a first use."""
     if mode not in ("device", "synced"):
         raise ValueError(f"unknown timing mode {mode!r}")
     if not arg_sets:
@@ -83,6 +84,7 @@ def measure(fn: Callable[..., Any], arg_sets: Sequence[Sequence[Any]], backend: 
     times: list[float] = []
     kept = {} if kept is None else kept
     before = before or (lambda i, args: None)
+    after = after or (lambda i, args: None)
 
     if mode == "device":
         pairs = [(backend.event(), backend.event()) for _ in range(trials)]
@@ -92,6 +94,7 @@ def measure(fn: Callable[..., Any], arg_sets: Sequence[Sequence[Any]], backend: 
             s.record()
             out = fn(*arg_sets[i % r])
             e.record()
+            after(i, arg_sets[i % r])
             if i in kept:
                 kept[i] = out
         backend.synchronize()
@@ -107,6 +110,7 @@ def measure(fn: Callable[..., Any], arg_sets: Sequence[Sequence[Any]], backend: 
             backend.synchronize()
             e.record()
             backend.synchronize()
+            after(i, arg_sets[i % r])
             times.append(s.elapsed_time(e))
             if i in kept:
                 kept[i] = out

@@ -646,34 +646,44 @@ def _refill(bufs: list, values: list) -> list:
 MIX_MIN, MIX_SHARE = 32, 1024  # the mixed call changes max(32, n/1024) of an input's n elements
 
 
-def _mix_positions(values: list, seed: int) -> list:
-    """Per input, the flat positions (drawn after `seed`, already on its device) whose values the
-    mixed call renews, or None where it renews none (not a contiguous tensor, or empty). Drawn
-    before timing, so the write among the timed calls moves nothing between host and device."""
+def _positions(values: list, seed: int, count) -> list:
+    """Per input, `count(n)` flat positions of its n elements (drawn after `seed`, already on its
+    device), or None where it has none to change (not a contiguous tensor, or empty). Drawn before
+    timing, so a write among the timed calls moves nothing between host and device."""
     import torch
 
     g = torch.Generator().manual_seed(seed)
-
-    def draw(n: int):
-        return torch.randint(n, (min(n, max(MIX_MIN, n // MIX_SHARE)),), generator=g)
-
-    return [draw(v.numel()).to(v.device) if isinstance(v, torch.Tensor) and v.is_contiguous() and v.numel() else None
-            for v in values]
+    return [torch.randint(v.numel(), (count(v.numel()),), generator=g).to(v.device)
+            if isinstance(v, torch.Tensor) and v.is_contiguous() and v.numel() else None for v in values]
 
 
-def _mix(bufs: list, values: list, positions: list) -> tuple[list, list]:
+def _write_at(bufs: list, values: list, positions: list) -> list:
     """Writes `values` in place (through `.data`, as `_refill` does) at `positions` of each
-    contiguous tensor of `bufs`: a cache keyed on a sample of the values most likely sees no change
-    and answers with the output of the values before. Returns copies of the arguments before and
-    after. Only device work: nothing here waits for the device, so the mixed call's place does
-    not show as an idle queue."""
+    contiguous tensor of `bufs`; returns what undoes it. Only device work: nothing here waits for
+    the device, so no timed call's place shows as an idle queue."""
     import torch
 
-    old = _clone(list(bufs))
+    undo = []
     for b, v, at in zip(bufs, values, positions):
         if (at is not None and isinstance(b, torch.Tensor) and b.shape == v.shape and b.dtype == v.dtype
                 and b.is_contiguous()):
-            b.data.view(-1)[at] = v.reshape(-1)[at]
+            flat = b.data.view(-1)
+            undo.append((flat, at, flat[at]))  # indexing by a tensor copies
+            flat[at] = v.reshape(-1)[at]
+    return undo
+
+
+def _undo(undo: list) -> None:
+    for flat, at, old in reversed(undo):
+        flat[at] = old
+
+
+def _mix(bufs: list, values: list, positions: list) -> tuple[list, list]:
+    """The mixed call's change: `values` written in place at `positions`, so a cache keyed on a
+    sample of the values most likely sees none and answers with the output of the values before.
+    Returns copies of the arguments before and after."""
+    old = _clone(list(bufs))
+    _write_at(bufs, values, positions)
     return old, _clone(list(bufs))
 
 
@@ -687,7 +697,11 @@ class TimedChecks:
     - the mixed call: a few of its buffers' elements get new values, in place (`_mix`), so a cache
       keyed on sampled values answers with the output of the values before, which is checked for.
       These inputs are outside what get_inputs() draws (a symmetric matrix is no longer symmetric),
-      so a kernel may rightly get them wrong: only an output that is the old values' counts."""
+      so a kernel may rightly get them wrong: only an output that is the old values' counts;
+    - every other timed call: one element of each input gets a new value just before it and its
+      old one back just after (`after`), so no two timed calls see the same input values, and a
+      cache keyed on all of them (a checksum) must work in every one. One element, undone, so a
+      cache keyed on a sample still holds the output of the values the mixed call starts from."""
 
     def __init__(self, prob, device, picks, trials: int, audit) -> None:
         renew, audit_at, mix_seed, mix_place = [next(picks) for _ in range(4)]
@@ -696,9 +710,11 @@ class TimedChecks:
         self.mixed_at = (self.renewed_at + 1 + mix_place % (trials - 1)) % trials if trials > 1 else -1
         self.fresh = draw_inputs(prob, renew, device)
         self.mix_values = draw_inputs(prob, mix_seed, device) if self.mixed_at >= 0 else []
-        self.mix_at = _mix_positions(self.mix_values, mix_seed)
+        self.mix_at = _positions(self.mix_values, mix_seed, lambda n: min(n, max(MIX_MIN, n // MIX_SHARE)))
+        self.nudge_at = _positions(self.mix_values, mix_seed + 1, lambda n: trials)
         self.kept: dict[int, Any] = {i: None for i in (self.renewed_at, self.mixed_at) if i >= 0}
         self.seen: dict[int, Any] = {}
+        self.undo: list = []
 
     def before(self, i: int, args: list) -> None:
         if i == self.audit_at:
@@ -707,6 +723,12 @@ class TimedChecks:
             self.seen[i] = _refill(args, self.fresh)
         elif i == self.mixed_at:
             self.seen[i] = _mix(args, self.mix_values, self.mix_at)
+        else:
+            self.undo = _write_at(args, self.mix_values, [at if at is None else at[i:i + 1] for at in self.nudge_at])
+
+    def after(self, i: int, args: list) -> None:
+        _undo(self.undo)
+        self.undo = []
 
     def wrong(self, ref, tol, mode: str) -> str | None:
         """What the checked calls' outputs show wrong, or None."""
@@ -788,7 +810,7 @@ def timing(prob, ref, new, device, spec: dict, T, watch=_nothing, rebase=_nothin
                     checks = TimedChecks(prob, device, pick, trials, audit) if name == "candidate" else None
                     times = T.measure(fn, arg_sets, backend, mode=mode, warmup=int(ts.get("warmup", 10)),
                                       trials=trials, before=checks.before if checks else None,
-                                      kept=checks.kept if checks else None)
+                                      after=checks.after if checks else None, kept=checks.kept if checks else None)
                     watch()
                     if checks:
                         wrong = checks.wrong(ref, tol, mode)
