@@ -723,8 +723,7 @@ def test_the_checks_among_the_timed_calls_catch_an_answer_for_values_that_change
         c, wrong = run(torch.relu, secret)
         assert wrong is None, wrong  # an honest kernel is right on both checked calls
         old, now = c.seen[c.mixed_at]
-        changed = int((old[0] != now[0]).sum())
-        assert 1 <= changed <= 32 and int((old[0] != now[0]).sum()) == changed  # a few of 4096 elements
+        assert 1 <= int((old[0] != now[0]).sum()) <= 32  # a few of 4096 elements
 
         memo = {}
 
@@ -784,7 +783,7 @@ def test_no_two_timed_calls_see_the_same_input_values():
     assert checked_before >= 3
 
 
-def test_the_checks_before_the_timed_calls_only_queue_device_work():
+def test_the_checks_around_the_timed_calls_only_queue_device_work():
     """On a GPU, a value read back or a copy from the host between two timed calls drains the queue:
     that call's place would show (an idle stream at a checked call) and the write would not be
     like the reference's measurement. On the meta device (no data), reading a value back raises,
