@@ -783,6 +783,26 @@ def test_no_two_timed_calls_see_the_same_input_values():
     assert checked_before >= 3
 
 
+def test_a_cache_that_sees_the_mixed_calls_changes_is_still_slow_only_against_its_repeated_inputs():
+    # a cache sampling every 16th value works on the renewed call, on the mixed one (32 changed
+    # elements) and on a nudged call now and then: the renewed call is compared with the calls on
+    # repeated inputs only, so with 5 timed calls one unlucky nudge cannot hide it
+    torch = pytest.importorskip("torch")
+    from assay.kernels.worker import TimedChecks
+
+    prob, trials = _relu_problem(), 5
+    for secret in range(20):
+        c = TimedChecks(prob, torch.device("cpu"), iter([secret, secret + 1, secret + 2, secret + 3]), trials,
+                        audit=None)
+        nudged = [i for i in range(trials) if i not in (c.renewed_at, c.mixed_at)]
+        times = [2.0 if i in (c.renewed_at, c.mixed_at, nudged[0]) else 0.1 for i in range(trials)]
+        checked = c.renewed_time(times, "device")
+        assert checked == [2.0, 0.1, "device"], (checked, c.renewed_at, c.mixed_at)
+        assert T.slow_when_inputs_change([checked]) == pytest.approx(20.0)
+    assert TimedChecks(prob, torch.device("cpu"), iter([0, 1, 2, 3]), 2, audit=None).renewed_time([1.0, 0.1], "synced") \
+        == [1.0, None, "synced"]  # two calls: none on repeated inputs, nothing to compare with
+
+
 def test_the_checks_around_the_timed_calls_only_queue_device_work():
     """On a GPU, a value read back or a copy from the host between two timed calls drains the queue:
     that call's place would show (an idle stream at a checked call) and the write would not be

@@ -140,7 +140,7 @@ def escaped_stream(device_ms: float, synced_ms: float, overhead_ms: float = 0.1)
 
 def slow_when_inputs_change(checked: Sequence[Sequence[Any]], floor_ms: float = 0.02) -> float | None:
     """`checked` holds, per measurement, the time of the call whose inputs had just been given
-    new values and the median of the other calls (then, optionally, the mode). Returns the
+    new values and the median of the calls on repeated inputs (then, optionally, the mode). Returns the
     smallest ratio of the two when, in every measurement, that call was over CHECKED_CALL_SLOWER
     times and `floor_ms` slower; else None. A kernel that does the work only for inputs it has not
     seen (a cache keyed on their values) is fast on timing's repeated inputs and slow there; an
