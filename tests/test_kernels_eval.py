@@ -4,6 +4,7 @@ Needs the `kernels` extra (torch + triton)."""
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 
 import pytest
@@ -179,13 +180,15 @@ def test_a_cache_keyed_on_many_sampled_input_values_is_flagged_by_its_time(tmp_p
     # one timed call with all-new values is the slow one, in every measurement. 15 timed calls, so
     # over half of the 13 nudged ones would have to be hit to hide it (about 1 run in 10^5)
     v = _timed_on_full_relu(tmp_path, "cheat_strided_value_cache")
-    assert v.correct and len(v.timing["checked_calls"]) == 2, v.message
-    assert any("results cached by input values" in r for r in v.review), (v.review, v.timing["checked_calls"])
+    checked = v.timing["checked_calls"]
+    assert v.correct and len(checked) == 6, (v.message, checked)  # flagged in 2, confirmed in 4 more
+    assert any("the others (6 measurements)" in r and "results cached by input values" in r for r in v.review), \
+        (v.review, checked)
     # and its time is that of the calls where it had to work, not its cache's
-    renewed = {mode: ms for ms, _, mode in v.timing["checked_calls"]}
+    renewed = statistics.median(ms for ms, _, mode in checked if mode == "synced")
     cached = v.timing["runs"]["candidate"]["synced"][0]["median_ms"]
-    assert v.new_ms == pytest.approx(renewed["synced"]) and v.new_ms > 3 * cached, (v.new_ms, cached)
-    assert v.speedup == pytest.approx(v.ref_ms / renewed["synced"])
+    assert v.new_ms == pytest.approx(renewed) and v.new_ms > 3 * cached, (v.new_ms, cached)
+    assert v.speedup == pytest.approx(v.ref_ms / renewed)
 
 
 def test_a_problem_whose_output_ignores_its_input_is_flagged_on_every_correct_verdict(ev, relu):

@@ -4,6 +4,7 @@ the timing loop's control flow (fake clock and events), verdict arithmetic, the 
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 import pytest
@@ -801,6 +802,41 @@ def test_a_cache_that_sees_the_mixed_calls_changes_is_still_slow_only_against_it
         assert T.slow_when_inputs_change([checked]) == pytest.approx(20.0)
     assert TimedChecks(prob, torch.device("cpu"), iter([0, 1, 2, 3]), 2, audit=None).renewed_time([1.0, 0.1], "synced") \
         == [1.0, None, "synced"]  # two calls: none on repeated inputs, nothing to compare with
+
+
+def test_a_slow_call_with_new_inputs_in_every_measurement_is_confirmed_in_more_before_it_counts():
+    # one preemption of the host in a 10 microsecond call makes it 3x slower; in every measurement it
+    # can still happen by chance (a KernelBench reference got flagged so on a CPU), in every one of
+    # several more it does not: the flag needs those too, and a cache keyed on values passes them all
+    torch = pytest.importorskip("torch")
+    from assay.kernels import worker as W
+
+    prob, cpu = _relu_problem(), torch.device("cpu")
+    spec = {"timing": {"trials": 6, "warmup": 2, "rotate": 2, "baselines": []}, "input_seed": 7, "tolerance": None}
+
+    def slow_on_new_values(slow_times: int):
+        last: dict[int, torch.Tensor] = {}
+        slow = [slow_times]
+
+        def kernel(x):  # sleeps on the calls whose buffer got all-new values (the renewed ones)
+            before = last.get(id(x))
+            last[id(x)] = x.clone()
+            if before is not None and int((before != x).sum()) > x.numel() // 2 and slow[0] > 0:
+                slow[0] -= 1
+                time.sleep(0.003)
+            return torch.relu(x)
+        return kernel
+
+    for slow_times, flagged in ((2, False), (10**6, True)):
+        out = W.timing(prob, torch.relu, slow_on_new_values(slow_times), cpu, spec, T,
+                       picks=iter(range(1000, 2000)))
+        checked = out["checked_calls"]
+        assert len(checked) == 2 + 2 * T.CONFIRM_SLOW_MEASUREMENTS, checked  # flagged by the first two: confirmed
+        assert (T.slow_when_inputs_change(checked) is not None) == flagged, checked
+        assert [len(out["runs"]["candidate"][m]) for m in ("device", "synced")] == [1, 1]  # the rest count only there
+    quiet = W.timing(prob, torch.relu, torch.relu, cpu, spec, T, picks=iter(range(1000, 2000)))
+    first = quiet["checked_calls"][:2]  # more only where these two were flagged (noise, now and then)
+    assert len(quiet["checked_calls"]) == (2 if T.slow_when_inputs_change(first) is None else 6), quiet
 
 
 def test_the_checks_around_the_timed_calls_only_queue_device_work():

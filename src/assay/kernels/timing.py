@@ -30,6 +30,9 @@ from typing import Any, Callable, Protocol, Sequence
 
 REVIEW_SPEEDUP = 10.0  # speedups above this are flagged for a human to look at
 CHECKED_CALL_SLOWER = 3.0  # the checked timed call (new input values) this much slower than the rest is flagged
+# measurements per mode added to confirm that flag: one slow call in each of a few measurements can
+# be the host's noise (a preemption inside a 10 microsecond call), in each of several more it is not
+CONFIRM_SLOW_MEASUREMENTS = 2
 
 
 class Event(Protocol):
