@@ -800,8 +800,8 @@ def test_a_cache_that_sees_the_mixed_calls_changes_is_still_slow_only_against_it
         checked = c.renewed_time(times, "device")
         assert checked == [2.0, 0.1, "device"], (checked, c.renewed_at, c.mixed_at)
         assert T.slow_when_inputs_change([checked]) == pytest.approx(20.0)
-    assert TimedChecks(prob, torch.device("cpu"), iter([0, 1, 2, 3]), 2, audit=None).renewed_time([1.0, 0.1], "synced") \
-        == [1.0, None, "synced"]  # two calls: none on repeated inputs, nothing to compare with
+    two = TimedChecks(prob, torch.device("cpu"), iter([0, 1, 2, 3]), 2, audit=None)
+    assert two.renewed_time([1.0, 0.1], "synced") == [1.0, None, "synced"]  # none on repeated inputs to compare with
 
 
 def test_a_slow_call_with_new_inputs_in_every_measurement_is_confirmed_in_more_before_it_counts():

@@ -143,11 +143,12 @@ def escaped_stream(device_ms: float, synced_ms: float, overhead_ms: float = 0.1)
 
 def slow_when_inputs_change(checked: Sequence[Sequence[Any]], floor_ms: float = 0.02) -> float | None:
     """`checked` holds, per measurement, the time of the call whose inputs had just been given
-    new values and the median of the calls on repeated inputs (then, optionally, the mode). Returns the
-    smallest ratio of the two when, in every measurement, that call was over CHECKED_CALL_SLOWER
-    times and `floor_ms` slower; else None. A kernel that does the work only for inputs it has not
-    seen (a cache keyed on their values) is fast on timing's repeated inputs and slow there; an
-    honest kernel's time does not care, and one noisy call cannot be slow in every measurement."""
+    new values and the median of the calls on repeated inputs (then, optionally, the mode).
+    Returns the smallest ratio of the two when, in every measurement, that call was over
+    CHECKED_CALL_SLOWER times and `floor_ms` slower; else None. A kernel that does the work only
+    for inputs it has not seen (a cache keyed on their values) is fast on timing's repeated inputs
+    and slow there; an honest kernel's time does not care, and a noisy call in every measurement
+    is rare, and rarer still once the worker adds CONFIRM_SLOW_MEASUREMENTS more per mode."""
     if not checked:
         return None
     for ms, others, *_ in checked:

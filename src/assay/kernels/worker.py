@@ -834,9 +834,9 @@ def timing(prob, ref, new, device, spec: dict, T, watch=_nothing, rebase=_nothin
         if T.slow_when_inputs_change(out.get("checked_calls", [])):  # a cache, or noise in every measurement
             for _ in range(T.CONFIRM_SLOW_MEASUREMENTS):  # only these calls' times count: not in `runs`
                 for mode in modes:
-                    wrong = measure("candidate", mode)
-                    if isinstance(wrong, str):
-                        out["wrong_while_timed"] = wrong
+                    times = measure("candidate", mode)
+                    if isinstance(times, str):
+                        out["wrong_while_timed"] = times
                         return out
         # A cache keyed on the input tensors would now return stale results: same buffers, new values.
         now = _refill(arg_sets[0], draw_inputs(prob, seed + 2000, device))
