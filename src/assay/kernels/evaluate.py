@@ -487,8 +487,9 @@ class KernelEvaluator:
             v.review.append(f"each time its inputs had just been given new values, a timed call took {slower:.1f}x "
                             f"or more the median of the others ({len(checked)} measurements): a kernel that works "
                             "only on inputs it has not seen (results cached by input values) is timed on the cache, "
-                            "so its time here is that of the calls with new values" + (f" ({c.timing_basis} time {v.new_ms:.4f} ms, the others' "
-                            f"median {cached:.4f} ms)" if v.new_ms and cached else ""))
+                            "so its time here is that of the calls with new values"
+                            + (f" ({c.timing_basis} time {v.new_ms:.4f} ms, the others' median {cached:.4f} ms)"
+                               if v.new_ms and cached else ""))
         parts = [f"candidate {v.new_ms:.4f} ms vs {c.baseline} {v.ref_ms:.4f} ms ({c.timing_basis} time)"
                  if v.new_ms and v.ref_ms else "timed"]
         if v.speedup:
