@@ -224,6 +224,16 @@ def test_refilled_buffers_keep_identity_address_and_version_and_report_what_a_ca
     assert _refill([z], [torch.ones(2, dtype=torch.int64)])[0].tolist() == [0.0, 0.0]
 
 
+def test_a_problem_whose_input_is_an_expanded_view_is_timed(timed_ev, tmp_path):
+    # timing's in-place writes go through the broadcast view's own memory (all of it raised before)
+    (tmp_path / "1_BroadcastReLU.py").write_text(
+        "import torch\nimport torch.nn as nn\n\n\nclass Model(nn.Module):\n    def forward(self, x):\n"
+        "        return torch.relu(x)\n\n\ndef get_inputs():\n    return [torch.randn(64, 1).expand(64, 32)]\n\n\n"
+        "def get_init_inputs():\n    return []\n")
+    v = timed_ev.evaluate(load_problem(tmp_path / "1_BroadcastReLU.py"), src("legit_triton_relu"), "legit")
+    assert v.correct and v.new_ms > 0 and len(v.timing["checked_calls"]) >= 2, v.message
+
+
 def test_a_candidate_that_slows_the_reference_once_timed_is_caught(timed_ev, relu):
     source = src("cheat_slow_reference")
     v = timed_ev.evaluate_built(relu, source, "slow_ref", timed_ev.build(relu, source))

@@ -784,6 +784,87 @@ def test_no_two_timed_calls_see_the_same_input_values():
     assert checked_before >= 3
 
 
+def _module(source: str):
+    import types
+
+    prob = types.ModuleType("problem")
+    exec(source, prob.__dict__)
+    return prob
+
+
+def test_inputs_that_are_views_get_new_values_in_place_too():
+    # a problem's get_inputs may hand out an expanded, a transposed or an overlapping view: a write
+    # through all of an expanded one raises (it crashed timing), and a transposed one was left out
+    # of the few-element changes. Each gets its new values in its own memory now, with identity,
+    # address and version kept, and the undo puts back what was there; the overlapping one is left
+    torch = pytest.importorskip("torch")
+    from assay.kernels.worker import _positions, _refill, _undo, _write_at
+
+    def overlapping():
+        return torch.arange(10.0).as_strided((4, 3), (1, 1))
+
+    def views(seed):
+        g = torch.Generator().manual_seed(seed)
+        return [torch.randn(4, 1, generator=g).expand(4, 5), torch.randn(5, 4, generator=g).t(), overlapping()]
+
+    bufs, fresh = views(1), views(2)
+    kept = [(id(b), b.data_ptr(), b._version) for b in bufs]
+    now = _refill(bufs, fresh)
+    assert torch.equal(bufs[0], fresh[0]) and torch.equal(bufs[1], fresh[1]) and bufs[1].stride() == (1, 4)
+    assert torch.equal(bufs[2], overlapping()) and torch.equal(now[0], fresh[0])
+    assert [(id(b), b.data_ptr(), b._version) for b in bufs] == kept
+    before = [b.clone() for b in bufs]
+    undo = _write_at(bufs, views(3), _positions(views(3), 7, lambda n: 3))
+    changed = [int((b != o).sum()) for b, o in zip(bufs, before)]
+    assert changed[0] % 5 == 0 and 5 <= changed[0] <= 15  # a broadcast element changes its whole row
+    assert 1 <= changed[1] <= 3 and changed[2] == 0, changed
+    _undo(undo)
+    assert all(torch.equal(b, o) for b, o in zip(bufs, before))
+
+
+def test_a_cache_keyed_on_sampled_values_of_a_transposed_input_answers_stale_where_a_few_change():
+    torch = pytest.importorskip("torch")
+    from assay.kernels.worker import TimedChecks, draw_inputs
+
+    prob = _module("import torch\ndef get_inputs():\n    return [torch.randn(256, 16).t()]\n")
+    cpu, trials, memo = torch.device("cpu"), 10, {}
+
+    def sampled_cache(x):  # keyed on the address and three sampled values
+        key = (x.data_ptr(), float(x[0, 0]), float(x[8, 128]), float(x[-1, -1]))
+        if key not in memo:
+            memo[key] = torch.relu(x)
+        return memo[key]
+
+    for secret in (5, 6, 7):
+        memo.clear()
+        arg_sets = [draw_inputs(prob, s, cpu) for s in (1, 2)]
+        assert not arg_sets[0][0].is_contiguous()
+        c = TimedChecks(prob, cpu, iter([secret, secret + 1, secret + 2, secret + 3]), trials, audit=lambda args: None)
+        T.measure(sampled_cache, arg_sets, T.WallBackend(), warmup=2, trials=trials, before=c.before, after=c.after,
+                  kept=c.kept)
+        wrong = c.wrong(torch.relu, None, "device")
+        assert wrong and "returned the output for the values before" in wrong, (secret, wrong)
+
+
+def test_no_two_timed_calls_see_the_same_bool_input_values():
+    # a bool drawn again is the old one half the time: a nudge flips it instead, so a cache keyed
+    # on every value of a bool-only problem still works in every timed call
+    torch = pytest.importorskip("torch")
+    from assay.kernels.worker import TimedChecks, draw_inputs
+
+    prob = _module("import torch\ndef get_inputs():\n    return [torch.rand(8, 32) > 0.5, torch.tensor(True)]\n")
+    cpu, trials = torch.device("cpu"), 12
+    for secret in (5, 6, 7):
+        arg_sets = [draw_inputs(prob, s, cpu) for s in (1, 2, 3)]
+        c = TimedChecks(prob, cpu, iter([secret, secret + 1, secret + 2, secret + 3]), trials, audit=lambda *a: None)
+        seen = []
+        T.measure(lambda x, flag: seen.append((x.numpy().tobytes(), bool(flag))) or x.logical_not(), arg_sets,
+                  T.WallBackend(), warmup=3, trials=trials, before=c.before, after=c.after, kept=c.kept)
+        timed = seen[3:]
+        assert len(set(timed)) == trials and not set(timed) & set(seen[:3]), secret
+        assert len({flag for _, flag in timed}) == 2  # the 0-dim input changes too
+
+
 def test_a_cache_that_sees_the_mixed_calls_changes_is_still_slow_only_against_its_repeated_inputs():
     # a cache sampling every 16th value works on the renewed call, on the mixed one (32 changed
     # elements) and on a nudged call now and then: the renewed call is compared with the calls on

@@ -638,52 +638,84 @@ def _refill(bufs: list, values: list) -> list:
 
     for b, v in zip(bufs, values):
         if (isinstance(b, torch.Tensor) and isinstance(v, torch.Tensor) and b.shape == v.shape
-                and b.dtype == v.dtype):
-            b.data.copy_(v)
+                and b.dtype == v.dtype and (cut := _distinct(b)) is not None):
+            b.data[cut].copy_(v[cut])
     return _clone(list(bufs))  # after every write: two arguments may share memory
+
+
+def _distinct(t) -> tuple | None:
+    """The index that cuts each broadcast (stride 0) dimension of `t` to its first element, so
+    that `t[cut]` holds each of its memory elements once and can be written (a write through all
+    of an `expand`ed input raises); None where `t[cut]` still overlaps itself (as_strided windows),
+    so no element of it can be changed alone."""
+    cut = tuple(slice(0, 1) if t.stride(d) == 0 else slice(None) for d in range(t.dim()))
+    view, reach = t[cut], 0
+    for stride, size in sorted((view.stride(d), view.size(d)) for d in range(view.dim()) if view.size(d) > 1):
+        if stride <= reach:
+            return None
+        reach += (size - 1) * stride
+    return cut
 
 
 MIX_MIN, MIX_SHARE = 32, 1024  # the mixed call changes max(32, n/1024) of an input's n elements
 
 
 def _positions(values: list, seed: int, count) -> list:
-    """Per input, `count(n)` flat positions of its n elements (drawn after `seed`, already on its
-    device), or None where it has none to change (not a contiguous tensor, or empty). Drawn before
-    timing, so a write among the timed calls moves nothing between host and device."""
+    """Per input, `count(n)` places among its n distinct elements (drawn after `seed`), as
+    (`_distinct`'s cut, an index into the cut tensor already on its device), or None where it has
+    none to change (not a tensor, empty, or overlapping itself). Drawn before timing, so a write
+    among the timed calls moves nothing between host and device."""
     import torch
 
     g = torch.Generator().manual_seed(seed)
-    return [torch.randint(v.numel(), (count(v.numel()),), generator=g).to(v.device)
-            if isinstance(v, torch.Tensor) and v.is_contiguous() and v.numel() else None for v in values]
+    places = []
+    for v in values:
+        cut = _distinct(v) if isinstance(v, torch.Tensor) and v.numel() else None
+        if cut is None:
+            places.append(None)
+            continue
+        shape = v[cut].shape
+        at = torch.randint(shape.numel(), (count(shape.numel()),), generator=g)
+        places.append((cut, tuple(ix.to(v.device) for ix in torch.unravel_index(at, shape))))
+    return places
 
 
-def _write_at(bufs: list, values: list, positions: list) -> list:
-    """Writes `values` in place (through `.data`, as `_refill` does) at `positions` of each
-    contiguous tensor of `bufs`; returns what undoes it. Only device work: nothing here waits for
-    the device, so no timed call's place shows as an idle queue."""
+def _one(place, i: int):
+    """The i-th of the places `_positions` drew for one input."""
+    return place if place is None else (place[0], tuple(ix[i:i + 1] for ix in place[1]))
+
+
+def _write_at(bufs: list, values: list, places: list) -> list:
+    """Writes `values` in place (through `.data`, as `_refill` does) at `places` of each tensor of
+    `bufs`, a bool flipped (a value drawn again is the old one half the time); returns what undoes
+    it. Only device work: nothing here waits for the device, so no timed call's place shows as an
+    idle queue."""
     import torch
 
     undo = []
-    for b, v, at in zip(bufs, values, positions):
-        if (at is not None and isinstance(b, torch.Tensor) and b.shape == v.shape and b.dtype == v.dtype
-                and b.is_contiguous()):
-            flat = b.data.view(-1)
-            undo.append((flat, at, flat[at]))  # indexing by a tensor copies
-            flat[at] = v.reshape(-1)[at]
+    for b, v, place in zip(bufs, values, places):
+        if (place is None or not isinstance(b, torch.Tensor) or b.shape != v.shape or b.dtype != v.dtype
+                or _distinct(b) != place[0]):
+            continue
+        cut, at = place
+        into = b.data[cut]
+        old = into[at] if at else into.clone()  # indexing by tensors copies; a 0-dim input has no index
+        into[at] = ~old if b.dtype == torch.bool else v[cut][at]
+        undo.append((into, at, old))
     return undo
 
 
 def _undo(undo: list) -> None:
-    for flat, at, old in reversed(undo):
-        flat[at] = old
+    for into, at, old in reversed(undo):
+        into[at] = old
 
 
-def _mix(bufs: list, values: list, positions: list) -> tuple[list, list]:
-    """The mixed call's change: `values` written in place at `positions`, so a cache keyed on a
+def _mix(bufs: list, values: list, places: list) -> tuple[list, list]:
+    """The mixed call's change: `values` written in place at `places`, so a cache keyed on a
     sample of the values most likely sees none and answers with the output of the values before.
     Returns copies of the arguments before and after."""
     old = _clone(list(bufs))
-    _write_at(bufs, values, positions)
+    _write_at(bufs, values, places)
     return old, _clone(list(bufs))
 
 
@@ -724,7 +756,7 @@ class TimedChecks:
         elif i == self.mixed_at:
             self.seen[i] = _mix(args, self.mix_values, self.mix_at)
         else:
-            self.undo = _write_at(args, self.mix_values, [at if at is None else at[i:i + 1] for at in self.nudge_at])
+            self.undo = _write_at(args, self.mix_values, [_one(place, i) for place in self.nudge_at])
 
     def after(self, i: int, args: list) -> None:
         _undo(self.undo)
