@@ -227,6 +227,50 @@ def test_synced_mode_syncs_the_device_before_the_end_event():
         T.measure(g.fn, [(0,)], g, mode="wall")
 
 
+def test_no_garbage_collection_runs_inside_a_timed_call():
+    # a full collection in a worker holding torch and Triton took 78-130 ms (a 10 ms call timed at
+    # 141 ms on the CPU dry run): as timeit does, the collector waits until the timed calls are over
+    import gc
+
+    collections: list[str] = []
+    where = ["warm-up"]
+
+    def note(phase, info):
+        if phase == "start":
+            collections.append(where[0])
+
+    def cyclic_garbage(x):
+        for _ in range(3000):  # past the collector's allocation threshold in every call
+            a: list = []
+            a.append(a)
+
+    def before(i, args):
+        where[0] = "timed"
+
+    def after(i, args):
+        where[0] = "between"
+
+    gc.callbacks.append(note)
+    try:
+        for mode in ("device", "synced"):
+            collections.clear()
+            where[0] = "warm-up"
+            T.measure(cyclic_garbage, [(0,)], FakeGPU(), mode=mode, warmup=2, trials=4, before=before, after=after)
+            assert "warm-up" in collections and "timed" not in collections, (mode, collections)
+            assert gc.isenabled()
+        gc.disable()
+        T.measure(cyclic_garbage, [(0,)], FakeGPU(), warmup=1, trials=1)
+        assert not gc.isenabled()  # what it found, it leaves
+        gc.enable()
+        calls: list = []
+        with pytest.raises(ZeroDivisionError):  # the first timed call raises
+            T.measure(lambda x: calls.append(x) or 1 / (len(calls) == 1), [(0,)], FakeGPU(), warmup=1, trials=2)
+        assert gc.isenabled() and len(calls) == 2
+    finally:
+        gc.callbacks.remove(note)
+        gc.enable()
+
+
 class QueuedGPU:
     """A host clock and a device queue, as CUDA has them: a launch costs the host `launch_ms`
     and queues work that starts when both the device and the launch are done; an event takes

@@ -16,12 +16,17 @@ fast_p uses `synced` by default (comparable with KernelBench's published numbers
 `--timing device` switches it. A large gap between the two (synced much slower than device)
 means work escaped the timed stream, and is flagged.
 
+Python's garbage collector waits while the calls are timed (as `timeit` does): a full
+collection in a process holding torch and Triton takes about 0.1 s, which a timed call would
+carry.
+
 The loop only needs a backend with `event()`, `synchronize()` and `flush()`, so the control
 flow and arithmetic are tested on CPU with a fake clock; `CudaBackend` is the real one.
 """
 
 from __future__ import annotations
 
+import gc
 import math
 import statistics
 import time
@@ -89,34 +94,40 @@ def measure(fn: Callable[..., Any], arg_sets: Sequence[Sequence[Any]], backend: 
     before = before or (lambda i, args: None)
     after = after or (lambda i, args: None)
 
-    if mode == "device":
-        pairs = [(backend.event(), backend.event()) for _ in range(trials)]
-        for i, (s, e) in enumerate(pairs):
-            before(i, arg_sets[i % r])
-            backend.flush()
-            s.record()
-            out = fn(*arg_sets[i % r])
-            e.record()
-            after(i, arg_sets[i % r])
-            if i in kept:
-                kept[i] = out
-        backend.synchronize()
-        times = [s.elapsed_time(e) for s, e in pairs]
-    else:
-        for i in range(trials):
-            s, e = backend.event(), backend.event()
-            before(i, arg_sets[i % r])
-            backend.flush()
-            backend.synchronize()  # the GPU is idle at the start event, so the launch cost counts
-            s.record()
-            out = fn(*arg_sets[i % r])
+    collecting = gc.isenabled()
+    gc.disable()  # a full collection in a process holding torch takes ~0.1 s: not inside a timed call
+    try:
+        if mode == "device":
+            pairs = [(backend.event(), backend.event()) for _ in range(trials)]
+            for i, (s, e) in enumerate(pairs):
+                before(i, arg_sets[i % r])
+                backend.flush()
+                s.record()
+                out = fn(*arg_sets[i % r])
+                e.record()
+                after(i, arg_sets[i % r])
+                if i in kept:
+                    kept[i] = out
             backend.synchronize()
-            e.record()
-            backend.synchronize()
-            after(i, arg_sets[i % r])
-            times.append(s.elapsed_time(e))
-            if i in kept:
-                kept[i] = out
+            times = [s.elapsed_time(e) for s, e in pairs]
+        else:
+            for i in range(trials):
+                s, e = backend.event(), backend.event()
+                before(i, arg_sets[i % r])
+                backend.flush()
+                backend.synchronize()  # the GPU is idle at the start event, so the launch cost counts
+                s.record()
+                out = fn(*arg_sets[i % r])
+                backend.synchronize()
+                e.record()
+                backend.synchronize()
+                after(i, arg_sets[i % r])
+                times.append(s.elapsed_time(e))
+                if i in kept:
+                    kept[i] = out
+    finally:
+        if collecting:
+            gc.enable()
     return times
 
 
