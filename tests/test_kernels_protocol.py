@@ -715,13 +715,18 @@ def test_op_census_leaves_an_allowed_torch_call_its_own_aten_ops():
     assert seen.calls.get("bmm") == 1 and "addmm" not in seen.calls, seen.calls
 
 
-def _relu_problem(shrink: int = 256):
+def _module(source: str):
+    """A problem as the worker holds it: its (shrunken) source, imported."""
     import types
 
-    prob = types.ModuleType("problem")  # as the worker holds it: the shrunken source, imported
-    exec(load_problem(Path(__file__).parent / "kernels" / "problems" / "level1" / "1_ReLU.py", shrink=shrink).source,
-         prob.__dict__)
+    prob = types.ModuleType("problem")
+    exec(source, prob.__dict__)
     return prob
+
+
+def _relu_problem(shrink: int = 256):
+    return _module(load_problem(Path(__file__).parent / "kernels" / "problems" / "level1" / "1_ReLU.py",
+                                shrink=shrink).source)
 
 
 def test_inputs_are_drawn_in_a_fork_of_the_generator_the_candidate_can_read():
@@ -826,14 +831,6 @@ def test_no_two_timed_calls_see_the_same_input_values():
             assert int((inputs[3 + i] != drawn[i % 3][0]).sum()) == 1, i
         checked_before += first_written
     assert checked_before >= 3
-
-
-def _module(source: str):
-    import types
-
-    prob = types.ModuleType("problem")
-    exec(source, prob.__dict__)
-    return prob
 
 
 def test_inputs_that_are_views_get_new_values_in_place_too():
