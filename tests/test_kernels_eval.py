@@ -113,6 +113,9 @@ def test_a_candidate_that_reaches_into_the_harness_is_caught_past_the_gate(ev, r
     ("torch.sys.modules['__main__'].Tally.count = lambda *a: None", ("worker.Tally.count was no longer",)),
     ("torch.utils._python_dispatch.TorchDispatchMode.__torch_dispatch__ = None",
      ("TorchDispatchMode.__torch_dispatch__ was no longer",)),
+    # the places the mixed call changes, known: a cache keyed on them would see its change
+    ("import random\nrandom.Random.sample = lambda self, population, k: list(population[:k])",
+     ("random.Random.sample was no longer",)),
 ])
 def test_a_candidate_that_changes_what_both_sides_run_under_is_caught(ev, relu, line, says):
     source = src("legit_triton_relu") + "\n" + line + "\n"

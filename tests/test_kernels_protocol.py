@@ -887,23 +887,49 @@ def test_a_cache_keyed_on_sampled_values_of_a_transposed_input_answers_stale_whe
         assert wrong and "returned the output for the values before" in wrong, (secret, wrong)
 
 
-def test_no_two_timed_calls_see_the_same_bool_input_values():
-    # a bool drawn again is the old one half the time: a nudge flips it instead, so a cache keyed
-    # on every value of a bool-only problem still works in every timed call
+@pytest.mark.parametrize("inputs, values", [
+    # a bool drawn again is the old one half the time: a nudge flips it instead
+    ("torch.rand(8, 32) > 0.5, torch.tensor(True)", {False, True}),
+    # an integer in [0, 3) drawn again is the old one a third of the time: a nudge takes the first
+    # value drawn for its input that differs from the old one, so it stays one get_inputs() can give
+    ("torch.randint(0, 3, (16, 64)),", {0, 1, 2}),
+])
+def test_no_two_timed_calls_see_the_same_bool_or_integer_input_values(inputs, values):
+    # so a cache keyed on every value (a checksum) of a problem with no float input works in every timed call
     torch = pytest.importorskip("torch")
     from assay.kernels.worker import TimedChecks, draw_inputs
 
-    prob = _module("import torch\ndef get_inputs():\n    return [torch.rand(8, 32) > 0.5, torch.tensor(True)]\n")
+    prob = _module(f"import torch\ndef get_inputs():\n    return [{inputs}]\n")
     cpu, trials = torch.device("cpu"), 12
     for secret in (5, 6, 7):
         arg_sets = [draw_inputs(prob, s, cpu) for s in (1, 2, 3)]
         c = TimedChecks(prob, cpu, iter([secret, secret + 1, secret + 2, secret + 3]), trials, audit=lambda *a: None)
         seen = []
-        T.measure(lambda x, flag: seen.append((x.numpy().tobytes(), bool(flag))) or x.logical_not(), arg_sets,
-                  T.WallBackend(), warmup=3, trials=trials, before=c.before, after=c.after, kept=c.kept)
-        timed = seen[3:]
-        assert len(set(timed)) == trials and not set(timed) & set(seen[:3]), secret
-        assert len({flag for _, flag in timed}) == 2  # the 0-dim input changes too
+        T.measure(lambda *xs: seen.append(tuple(x.clone() for x in xs)) or xs[0].clone(), arg_sets, T.WallBackend(),
+                  warmup=3, trials=trials, before=c.before, after=c.after, kept=c.kept)
+        as_bytes = [tuple(x.numpy().tobytes() for x in xs) for xs in seen]
+        timed = as_bytes[3:]
+        assert len(set(timed)) == trials and not set(timed) & set(as_bytes[:3]), secret
+        assert all(len({xs[j] for xs in timed}) > 1 for j in range(len(timed[0])))  # a 0-dim input changes too
+        assert {v for xs in seen for x in xs for v in x.flatten().tolist()} == values
+
+
+def test_the_nudges_take_every_place_once_before_any_twice():
+    # two nudges at one element repeat the inputs a bool flip (or a small integer) makes: 12 places
+    # drawn independently among 32 share one in 9 of 10 draws
+    torch = pytest.importorskip("torch")
+    from assay.kernels.worker import TimedChecks
+
+    prob = _module("import torch\ndef get_inputs():\n    return [torch.rand(4, 8) > 0.5, torch.rand(2, 3, 4).transpose(0, 2)]\n")
+    for trials in (12, 32, 70):
+        for secret in range(5):
+            c = TimedChecks(prob, torch.device("cpu"), iter([secret, 1, 2, 3]), trials, audit=None)
+            for _, at in c.nudge_at:
+                flat = list(zip(*(ix.tolist() for ix in at)))
+                n = 32 if len(at) == 2 else 24
+                for start in range(0, trials, n):  # each run of n places is a permutation, the last one a part of one
+                    chunk = flat[start:start + n]
+                    assert len(set(chunk)) == len(chunk), (trials, secret, chunk)
 
 
 def test_a_cache_that_sees_the_mixed_calls_changes_is_still_slow_only_against_its_repeated_inputs():

@@ -32,6 +32,7 @@ import importlib.util
 import itertools
 import json
 import math
+import random
 import re
 import statistics
 import sys
@@ -667,7 +668,7 @@ def _positions(values: list, seed: int, count) -> list:
     among the timed calls moves nothing between host and device."""
     import torch
 
-    g = torch.Generator().manual_seed(seed)
+    rng = random.Random(seed)
     places = []
     for v in values:
         cut = _distinct(v) if isinstance(v, torch.Tensor) and v.numel() else None
@@ -675,9 +676,19 @@ def _positions(values: list, seed: int, count) -> list:
             places.append(None)
             continue
         shape = v[cut].shape
-        at = torch.randint(shape.numel(), (count(shape.numel()),), generator=g)
+        at = torch.tensor(_draw_places(shape.numel(), count(shape.numel()), rng), dtype=torch.long)
         places.append((cut, tuple(ix.to(v.device) for ix in torch.unravel_index(at, shape))))
     return places
+
+
+def _draw_places(n: int, k: int, rng: random.Random) -> list[int]:
+    """k places among n, none twice before all n are drawn: two nudges at one element can repeat
+    inputs (a bool flipped twice the same way). random.sample takes O(k) for a large n, where a
+    torch permutation takes O(n) (0.1 s for 2**22 elements, per input and measurement)."""
+    picks: list[int] = []
+    while len(picks) < k:
+        picks += rng.sample(range(n), min(n, k - len(picks)))
+    return picks
 
 
 def _one(place, i: int):
@@ -685,22 +696,31 @@ def _one(place, i: int):
     return place if place is None else (place[0], tuple(ix[i:i + 1] for ix in place[1]))
 
 
-def _write_at(bufs: list, values: list, places: list) -> list:
-    """Writes `values` in place (through `.data`, as `_refill` does) at `places` of each tensor of
-    `bufs`, a bool flipped (a value drawn again is the old one half the time); returns what undoes
-    it. Only device work: nothing here waits for the device, so no timed call's place shows as an
-    idle queue."""
+def _write_at(bufs: list, values: list, places: list, pools: list | None = None) -> list:
+    """Writes in place (through `.data`, as `_refill` does) at `places` of each tensor of `bufs` the
+    values `values` has there, or, given `pools` (per input, a 1-D tensor of values it may take at
+    its one place), the first of its pool that differs from the old value; a bool is flipped. A
+    value drawn again is often the old one: a bool half the time, an integer in [0, C) one time in
+    C (a 0-dim input's pool is its one drawn value). Returns what undoes it.
+    Only device work: nothing here waits for the device, so no timed call's place shows as an idle
+    queue."""
     import torch
 
     undo = []
-    for b, v, place in zip(bufs, values, places):
+    for j, (b, v, place) in enumerate(zip(bufs, values, places)):
         if (place is None or not isinstance(b, torch.Tensor) or b.shape != v.shape or b.dtype != v.dtype
                 or _distinct(b) != place[0]):
             continue
         cut, at = place
         into = b.data[cut]
         old = into[at] if at else into.clone()  # indexing by tensors copies; a 0-dim input has no index
-        into[at] = ~old if b.dtype == torch.bool else v[cut][at]
+        if b.dtype == torch.bool:
+            into[at] = ~old
+        elif pools is None:
+            into[at] = v[cut][at]
+        else:  # argmax picks the first differing value, or the pool's first where none differs
+            first = (pools[j] != old.reshape(-1)).int().argmax(0, keepdim=True)
+            into[at] = pools[j].gather(0, first).reshape(old.shape)
         undo.append((into, at, old))
     return undo
 
@@ -744,6 +764,8 @@ class TimedChecks:
         self.mix_values = draw_inputs(prob, mix_seed, device) if self.mixed_at >= 0 else []
         self.mix_at = _positions(self.mix_values, mix_seed, lambda n: min(n, max(MIX_MIN, n // MIX_SHARE)))
         self.nudge_at = _positions(self.mix_values, mix_seed + 1, lambda n: trials)
+        self.nudge_pools = [None if p is None else v[p[0]][p[1]].reshape(-1)  # the values drawn at its places
+                            for v, p in zip(self.mix_values, self.nudge_at)]
         self.kept: dict[int, Any] = {i: None for i in (self.renewed_at, self.mixed_at) if i >= 0}
         self.seen: dict[int, Any] = {}
         self.undo: list = []
@@ -756,7 +778,8 @@ class TimedChecks:
         elif i == self.mixed_at:
             self.seen[i] = _mix(args, self.mix_values, self.mix_at)
         else:
-            self.undo = _write_at(args, self.mix_values, [_one(place, i) for place in self.nudge_at])
+            pools = [p if p is None else p.roll(-i) for p in self.nudge_pools]  # this call's own value first
+            self.undo = _write_at(args, self.mix_values, [_one(place, i) for place in self.nudge_at], pools)
 
     def after(self, i: int, args: list) -> None:
         _undo(self.undo)
@@ -905,7 +928,8 @@ def _watched(torch, prob, T) -> dict[str, Any]:
     spaces: dict[str, Any] = {"torch": torch, "torch.Tensor": torch.Tensor, "torch.nn.functional": torch.nn.functional,
                               "torch.linalg": torch.linalg, "torch.fft": torch.fft, "torch.special": torch.special,
                               "torch.cuda": torch.cuda, "torch.random": torch.random, "problem": prob,
-                              "worker": sys.modules[__name__], "timing": T, "json": json}
+                              "worker": sys.modules[__name__], "timing": T, "json": json,
+                              "random": random, "random.Random": random.Random}  # draws the timed checks' places
     base = getattr(torch._C, "TensorBase", None) or getattr(torch._C, "_TensorBase", None)
     if base is not None:
         spaces["torch._C.TensorBase"] = base
