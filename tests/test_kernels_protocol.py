@@ -1039,3 +1039,26 @@ def test_only_an_output_for_the_values_before_a_change_counts_as_answered_from_b
     ints = torch.tensor([1, 2, 3])
     assert answered_before(ints, torch.tensor([1, 5, 3]), ints.clone(), None)
     assert answered_before([before, ints], [after, ints], [stale, ints], None)  # moved in one output of two
+
+
+def test_the_worker_loads_the_problem_and_candidate_from_their_source_never_a_bytecode_cache(tmp_path):
+    # a __pycache__ entry matching the source's size and mtime (which a process in the workspace
+    # can set) is what importlib runs in place of the source
+    import importlib.util
+    import os
+    from importlib._bootstrap_external import _code_to_timestamp_pyc
+
+    from assay.kernels.worker import _load
+
+    path = tmp_path / "problem_x.py"
+    path.write_text("DIM = 256\n")
+    st = os.stat(path)
+    forged = _code_to_timestamp_pyc(compile("DIM = 8\n\n\n", str(path), "exec"), int(st.st_mtime), st.st_size)
+    cached = Path(importlib.util.cache_from_source(str(path)))
+    cached.parent.mkdir()
+    cached.write_bytes(forged)
+    spec = importlib.util.spec_from_file_location("forged_problem", path)
+    plain = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plain)
+    assert plain.DIM == 8  # the forgery works on a plain import
+    assert _load(str(path), "reference_problem_from_source").DIM == 256

@@ -202,3 +202,78 @@ def test_check_device_on_cuda_says_what_the_sandbox_cannot_reach(tmp_path):
                                                  r"with the candidates' environment: .+\); check the CUDA install") as e:
         unsafe.check_device()
     assert "--unsafe-no-sandbox" not in str(e.value)
+
+
+def test_a_run_starts_from_a_workspace_holding_only_its_builds_and_fresh_files(tmp_path):
+    """A candidate's earlier process (its build, or an earlier evaluation) could leave anything in
+    its workspace: all of it but the extension builds goes before the next run, and the harness's
+    files are written new, so a link left at one of their names writes nowhere outside."""
+    import os
+
+    from assay.kernels.evaluate import fresh_workspace
+
+    ws, outside = tmp_path / "ws", tmp_path / "outside"
+    (ws / "build" / "relu_ext").mkdir(parents=True)
+    (ws / "build" / "relu_ext" / "relu_ext.so").write_bytes(b"\x7fELF built")
+    (ws / "json.py").write_text("import os; os.write = None\n")  # beside the worker: first on sys.path
+    (ws / "__pycache__").mkdir()
+    (ws / "__pycache__" / "assay_kernel_timing.cpython-311.pyc").write_bytes(b"forged")
+    (ws / ".local" / "lib" / "python3.11" / "site-packages").mkdir(parents=True)  # HOME is the workspace
+    (ws / ".local" / "lib" / "python3.11" / "site-packages" / "x.pth").write_text("import os\n")
+    (ws / "assay_kernel_timing.py").mkdir()  # a directory where a file goes
+    closed = ws / "triton" / "cache"
+    closed.mkdir(parents=True)
+    (closed / "kernel.cubin").write_bytes(b"forged")
+    outside.mkdir()
+    target = outside / "bashrc"
+    target.write_text("the user's own\n")
+    (ws / "spec_eval.json").symlink_to(target)  # the parent would write the spec through it
+    (ws / "candidate.py").symlink_to(outside / "new_file")
+    os.chmod(closed, 0)
+    os.chmod(ws / "triton", 0o500)
+    try:
+        fresh_workspace(ws, {"candidate.py": "# the candidate\n", "spec_eval.json": "{}",
+                             "assay_kernel_timing.py": "# timing\n"})
+    finally:
+        for d in (ws / "triton", closed):
+            if d.exists():
+                os.chmod(d, 0o700)
+    assert sorted(p.name for p in ws.iterdir()) == ["assay_kernel_timing.py", "build", "candidate.py", "spec_eval.json"]
+    assert (ws / "build" / "relu_ext" / "relu_ext.so").read_bytes() == b"\x7fELF built"
+    assert not any(p.is_symlink() for p in ws.iterdir())
+    assert (ws / "candidate.py").read_text() == "# the candidate\n" and (ws / "spec_eval.json").read_text() == "{}"
+    assert target.read_text() == "the user's own\n" and sorted(p.name for p in outside.iterdir()) == ["bashrc"]
+
+    (ws / "build").rename(ws / "real_build")
+    (ws / "build").symlink_to(outside)  # a link in place of the build directory is not kept
+    fresh_workspace(ws, {})
+    assert list(ws.iterdir()) == [] and target.exists()
+
+
+def test_the_worker_python_imports_nothing_from_its_workspace(tmp_path):
+    """The worker runs as a script in its workspace: a plain Python puts that directory first on
+    sys.path (and the cwd, for -c), so a json.py a candidate left there would run in place of json."""
+    ev = KernelEvaluator(EvalConfig(device="cpu", cache_dir=str(tmp_path / "cache")))
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "json.py").write_text("raise SystemExit('the planted json ran')\n")
+    (ws / "script.py").write_text("import json, sys\nprint(json.__file__, sys.flags.isolated)\n")
+    for args in (["script.py"], ["-c", "import json, sys; print(json.__file__, sys.flags.isolated)"]):
+        res = ev._launch(ws, args, timeout=60)
+        assert res.exit_code == 0, (args, res.stdout, res.stderr)
+        path, isolated = res.stdout.split()
+        assert path.endswith("/json/__init__.py") and isolated == "1", res.stdout
+
+
+def test_a_module_a_candidate_plants_in_its_workspace_does_not_run_in_its_next_process(tmp_path, relu):
+    """cheat_planted_module.py's build writes a json.py that would turn the evaluation's
+    "mismatch" into "correct" (it did, before runs started from a fresh workspace with an
+    isolated Python): the kernel returns its input, and the verdict says so."""
+    from assay.kernels.gate import GatePolicy
+    from assay.kernels.evaluate import source_hash
+
+    source = (HERE / "candidates" / "cheat_planted_module.py").read_text()
+    ev = KernelEvaluator(EvalConfig(device="cpu", cache_dir=str(tmp_path), policy=GatePolicy(allow_cpp=True)))
+    v = ev.evaluate(relu, source, "planted")
+    assert v.status == "mismatch", v.message
+    assert (tmp_path / source_hash(source, "cpu") / "json.py").exists()  # it did plant one, in each process

@@ -6,12 +6,16 @@ while evaluations (which own the GPU) run one at a time.
 
 Every build and evaluation process runs candidate code, so it runs in a sandbox (by default
 kernels/sandbox.py's: bubblewrap, the venv read-only, the build directory as the writable
-workspace, no network, /dev/nvidia* on CUDA). Only an UnsafeSandbox (--unsafe-no-sandbox)
-gets a plain child process with rlimits.
+workspace, no network, /dev/nvidia* on CUDA), in an isolated Python (-I), from that directory
+emptied but for its builds (`fresh_workspace`): what a candidate's earlier process left there
+reaches no later one. Only an UnsafeSandbox (--unsafe-no-sandbox) gets a plain child process
+with rlimits.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -150,6 +154,38 @@ def source_hash(source: str, device: str) -> str:
     return hashlib.sha256(f"{kind}\0{source}".encode()).hexdigest()[:20]
 
 
+# The worker's modules, copied into the workspace as assay_kernel_<name>.py for every run.
+WORKER_MODULES = ("worker", "timing")
+# What a run leaves in a workspace for the next one there: the extension builds (a CUDA build takes
+# a minute). The rest goes before every run: the candidate's earlier processes could write anything
+# there, and a json.py or __pycache__ beside the worker, a .pth in the user site (HOME is the
+# workspace), a Triton cache or a link where the harness writes would reach the next run or,
+# through a link, out of the sandbox.
+KEPT_IN_WORKSPACE = "build"
+
+
+def fresh_workspace(ws: Path, files: dict[str, str]) -> None:
+    """Empties `ws` but for its build directory (a real one, not a link), then writes `files`
+    (name -> text) there as new files: nothing is left at their names to write through."""
+    for entry in os.scandir(ws):
+        if entry.name == KEPT_IN_WORKSPACE and entry.is_dir(follow_symlinks=False):
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, onerror=_chmod_and_retry)
+        else:
+            os.unlink(entry.path)
+    for name, text in files.items():
+        (ws / name).write_text(text)
+
+
+def _chmod_and_retry(func, path: str, _exc) -> None:
+    """For rmtree: a directory the candidate closed (its files are this user's) is opened, then retried."""
+    for d in (os.path.dirname(path), path):
+        if os.path.isdir(d) and not os.path.islink(d):
+            os.chmod(d, 0o700)
+    func(path)
+
+
 def default_cache_dir() -> Path:
     env = os.environ.get("ASSAY_KERNEL_CACHE")
     return Path(env) if env else Path.home() / ".cache" / "assay" / "kernels"
@@ -212,7 +248,6 @@ class KernelEvaluator:
         except OSError as e:
             raise UserError(f"cannot make the kernel build cache {self.cache} ({e.strerror}); pass --cache-dir "
                             "or set ASSAY_KERNEL_CACHE to a writable directory.") from None
-        self._locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
 
     # -- processes -------------------------------------------------------------------------
@@ -231,7 +266,7 @@ class KernelEvaluator:
             "PATH": f"{bindir}:/usr/local/cuda/bin:/usr/local/bin:/usr/bin:/bin",
             "HOME": ".", "LANG": "C.UTF-8",  # relative: the worker anchors them at its cwd, which
             "TORCH_EXTENSIONS_DIR": "build", "TRITON_CACHE_DIR": "triton",  # a sandbox may remount
-            "MAX_JOBS": os.environ.get("MAX_JOBS", "4"), "PYTHONDONTWRITEBYTECODE": "1",
+            "MAX_JOBS": os.environ.get("MAX_JOBS", "4"), "PYTHONDONTWRITEBYTECODE": "1",  # for child Pythons
             "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
             # the sandbox uid has no passwd entry; getpass.getuser() (torch.compile's cache) needs one
             "USER": "sandbox", "LOGNAME": "sandbox",
@@ -249,7 +284,9 @@ class KernelEvaluator:
     def _launch(self, ws: Path, args: list[str], timeout: float, stdin: bytes | None = None) -> ExecResult:
         """The sandbox's Python with `args`, in `ws`, with the environment candidates get."""
         sandbox = self.sandbox
-        cmd = [sandbox.python(), *args]
+        # -I: neither the workspace (the script's directory, the cwd) nor a user site-packages
+        # (HOME is the workspace) on sys.path, and no PYTHON* variable read; -B: no bytecode written
+        cmd = [sandbox.python(), "-I", "-B", *args]
         env = self._env(ws)
         if sandbox.name != "unsafe":
             # memory: the sandbox's cgroup (with /dev/nvidia* bound it sets no RLIMIT_AS)
@@ -283,19 +320,20 @@ class KernelEvaluator:
             raise SandboxUnavailable(f"torch cannot use {device} where candidates run ({self.sandbox.name} sandbox: "
                                      f"{why}); {hint}on a machine you trust, pass --unsafe-no-sandbox.")
 
-    def _run(self, ws: Path, spec: dict, timeout: float) -> tuple[dict | None, ExecResult, list[str]]:
-        """The worker's result (None if it printed none), the process, and the sides (reference,
-        candidate-init, candidate, timing) it said it was running, in order. Signs that candidate
-        code reached into the worker override any result: the audit guard's mark or exit code, a
-        second result line, or one that is not the worker's JSON."""
+    def _run(self, ws: Path, files: dict[str, str], spec: dict,
+             timeout: float) -> tuple[dict | None, ExecResult, list[str]]:
+        """Runs the worker on `spec` in `ws`, emptied but for its builds and given `files` and
+        fresh copies of the worker's own. The worker's result (None if it printed none), the
+        process, and the sides (reference, candidate-init, candidate, timing) it said it was
+        running, in order. Signs that candidate code reached into the worker override any result:
+        the audit guard's mark or exit code, a second result line, or one that is not the
+        worker's JSON."""
         nonce = secrets.token_hex(8)
-        spec_path = ws / f"spec_{spec['mode']}.json"
-        spec_path.write_text(json.dumps(spec))
-        # Fresh copies every run: the candidate's previous process could have rewritten them.
+        spec_name = f"spec_{spec['mode']}.json"
         here = Path(__file__).parent
-        shutil.copyfile(here / "worker.py", ws / "assay_kernel_worker.py")
-        shutil.copyfile(here / "timing.py", ws / "assay_kernel_timing.py")
-        res = self._launch(ws, ["assay_kernel_worker.py", spec_path.name], timeout, stdin=(nonce + "\n").encode())
+        fresh_workspace(ws, {**files, spec_name: json.dumps(spec),
+                             **{f"assay_kernel_{m}.py": (here / f"{m}.py").read_text() for m in WORKER_MODULES}})
+        res = self._launch(ws, ["assay_kernel_worker.py", spec_name], timeout, stdin=(nonce + "\n").encode())
         prefix, at = f"{MARK} {nonce} ", f"{PHASE} {nonce} "
         results, sides, tamper = [], [], None
         for line in res.stdout.splitlines():
@@ -323,17 +361,16 @@ class KernelEvaluator:
                 "cannot be trusted")}
         return found, res, sides
 
-    def _workspace(self, problem: Problem, source: str) -> tuple[Path, str]:
+    @contextlib.contextmanager
+    def _workspace(self, problem: Problem, source: str):
+        """(the candidate's workspace, its source hash, the files a run there starts from), held
+        for this thread and process alone: a run empties the workspace first."""
         h = source_hash(source, self.config.device)
         ws = self.cache / h
         ws.mkdir(parents=True, exist_ok=True)
-        (ws / "candidate.py").write_text(source)
-        (ws / f"problem_{problem.digest}.py").write_text(problem.source)
-        return ws, h
-
-    def _hash_lock(self, h: str) -> threading.Lock:
-        with self._lock:
-            return self._locks.setdefault(h, threading.Lock())
+        with open(self.cache / f"{h}.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # another open file, in this process too, waits here
+            yield ws, h, {"candidate.py": source, f"problem_{problem.digest}.py": problem.source}
 
     # -- stages ----------------------------------------------------------------------------
     def gate(self, source: str) -> G.GateResult:
@@ -345,15 +382,14 @@ class KernelEvaluator:
             # Triton has nothing to build ahead of time: it compiles at first launch, in the
             # evaluation process, which reports its compile errors as build errors.
             return {"ok": True, "status": "built", "message": "triton kernels compile at first launch", "log": ""}
-        ws, h = self._workspace(problem, source)
-        with self._hash_lock(h):
-            marker = ws / "build.json"
+        with self._workspace(problem, source) as (ws, h, files):
+            marker = self.cache / f"{h}.build.json"  # outside the workspace: the candidate cannot write it
             if marker.exists():
                 return json.loads(marker.read_text())
             spec = {"mode": "compile", "problem_file": f"problem_{problem.digest}.py",
                     "candidate_file": "candidate.py", "device": self.config.device,
                     "seed": self.config.seed}
-            found, res, _ = self._run(ws, spec, self.config.compile_timeout_s)
+            found, res, _ = self._run(ws, files, spec, self.config.compile_timeout_s)
             log = (res.stdout[-4000:] + "\n" + res.stderr[-8000:]).strip()
             if res.timed_out:
                 out = {"ok": False, "status": "timeout",
@@ -372,7 +408,6 @@ class KernelEvaluator:
 
     def check(self, problem: Problem, source: str) -> dict:
         """Correctness (+ timing, + profile) in a fresh process."""
-        ws, _ = self._workspace(problem, source)
         c = self.config
         spec = {"mode": "eval", "problem_file": f"problem_{problem.digest}.py",
                 "candidate_file": "candidate.py", "device": c.device, "seed": c.seed, "input_seed": c.input_seed,
@@ -382,7 +417,8 @@ class KernelEvaluator:
                            "operators": sorted(G.OPERATOR_OPS)} if c.census else None,
                 "timing": {"warmup": c.warmup, "trials": c.timing_trials, "repeats": c.repeats,
                            "rotate": c.rotate, "rotate_bytes": c.rotate_bytes, "baselines": list(c.baselines)} if c.timed else None}
-        found, res, sides = self._run(ws, spec, c.eval_timeout_s)
+        with self._workspace(problem, source) as (ws, _, files):
+            found, res, sides = self._run(ws, files, spec, c.eval_timeout_s)
         if found is not None and not res.timed_out:
             return found
         return self._died(res, sides)
@@ -522,4 +558,6 @@ class KernelEvaluator:
         return [verdicts[cid] for cid, _ in items]
 
     def clear(self, source: str) -> None:
-        shutil.rmtree(self.cache / source_hash(source, self.config.device), ignore_errors=True)
+        h = source_hash(source, self.config.device)
+        shutil.rmtree(self.cache / h, ignore_errors=True)
+        (self.cache / f"{h}.build.json").unlink(missing_ok=True)

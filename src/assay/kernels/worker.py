@@ -28,7 +28,6 @@ the source, and fails the verdict as `gate` (`torch-compute`).
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import itertools
 import json
 import math
@@ -37,6 +36,7 @@ import re
 import statistics
 import sys
 import traceback
+import types
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +48,12 @@ DEFAULT_TOL = {"float32": 1e-4, "float64": 1e-7, "float16": 1e-2, "bfloat16": 2e
 
 
 def _load(path: str, name: str):
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
+    """The module in the file `path`, run from its source: never from a __pycache__ beside it,
+    which an earlier process in the workspace could have written."""
+    mod = types.ModuleType(name)
+    mod.__file__ = str(path)
     sys.modules[name] = mod
-    spec.loader.exec_module(mod)
+    exec(compile(Path(path).read_bytes(), str(path), "exec"), mod.__dict__)
     return mod
 
 
@@ -814,11 +816,13 @@ class TimedChecks:
 
 
 def timing_module():
-    try:
-        import assay_kernel_timing as T  # the copy next to this script (inside a sandbox)
-    except ImportError:
-        from assay.kernels import timing as T
-    return T
+    """timing.py: the copy beside this script in a workspace (run with python -I, whose sys.path
+    holds no workspace), else assay's own."""
+    copy = Path(__file__).with_name("assay_kernel_timing.py")
+    if Path(__file__).name == "assay_kernel_worker.py" and copy.is_file():
+        return _load(str(copy), "assay_kernel_timing")
+    from assay.kernels import timing
+    return timing
 
 
 def timing(prob, ref, new, device, spec: dict, T, watch=_nothing, rebase=_nothing, picks=(),
@@ -955,7 +959,6 @@ def main() -> None:
     for key in ("TORCH_EXTENSIONS_DIR", "TRITON_CACHE_DIR", "HOME", "LIBRARY_PATH"):
         if key in os.environ and not os.path.isabs(os.environ[key]):
             os.environ[key] = os.path.abspath(os.environ[key])
-    sys.path.insert(0, os.getcwd())
     spec = json.loads(Path(sys.argv[1]).read_text())
     write, dumps = os.write, json.dumps  # as they are before candidate code runs
     # The protocol keeps stdout to itself: fd 1 (print, C printf, a kernel's printf) now goes to
