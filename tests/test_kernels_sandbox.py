@@ -221,23 +221,15 @@ def test_a_run_starts_from_a_workspace_holding_only_its_builds_and_fresh_files(t
     (ws / ".local" / "lib" / "python3.11" / "site-packages").mkdir(parents=True)  # HOME is the workspace
     (ws / ".local" / "lib" / "python3.11" / "site-packages" / "x.pth").write_text("import os\n")
     (ws / "assay_kernel_timing.py").mkdir()  # a directory where a file goes
-    closed = ws / "triton" / "cache"
-    closed.mkdir(parents=True)
-    (closed / "kernel.cubin").write_bytes(b"forged")
+    (ws / "triton" / "cache").mkdir(parents=True)
+    (ws / "triton" / "cache" / "kernel.cubin").write_bytes(b"forged")
     outside.mkdir()
     target = outside / "bashrc"
     target.write_text("the user's own\n")
     (ws / "spec_eval.json").symlink_to(target)  # the parent would write the spec through it
     (ws / "candidate.py").symlink_to(outside / "new_file")
-    os.chmod(closed, 0)
-    os.chmod(ws / "triton", 0o500)
-    try:
-        fresh_workspace(ws, {"candidate.py": "# the candidate\n", "spec_eval.json": "{}",
-                             "assay_kernel_timing.py": "# timing\n"})
-    finally:
-        for d in (ws / "triton", closed):
-            if d.exists():
-                os.chmod(d, 0o700)
+    fresh_workspace(ws, {"candidate.py": "# the candidate\n", "spec_eval.json": "{}",
+                         "assay_kernel_timing.py": "# timing\n"})
     assert sorted(p.name for p in ws.iterdir()) == ["assay_kernel_timing.py", "build", "candidate.py", "spec_eval.json"]
     assert (ws / "build" / "relu_ext" / "relu_ext.so").read_bytes() == b"\x7fELF built"
     assert not any(p.is_symlink() for p in ws.iterdir())
@@ -248,6 +240,44 @@ def test_a_run_starts_from_a_workspace_holding_only_its_builds_and_fresh_files(t
     (ws / "build").symlink_to(outside)  # a link in place of the build directory is not kept
     fresh_workspace(ws, {})
     assert list(ws.iterdir()) == [] and target.exists()
+
+
+def test_a_workspace_whose_directories_the_candidate_closed_is_emptied_all_the_same():
+    # the candidate's files are the user's, and a directory without read or write permission
+    # stops shutil.rmtree for any user but root: emptied as an unprivileged user (forked)
+    import os
+    import tempfile
+
+    from assay.kernels.evaluate import fresh_workspace
+
+    top = Path(tempfile.mkdtemp(prefix="assay-closed-"))
+    ws = top / "ws"
+    try:
+        (ws / "triton" / "cache").mkdir(parents=True)
+        (ws / "triton" / "cache" / "kernel.cubin").write_bytes(b"forged")
+        (ws / "build").mkdir()
+        uid = 65534 if os.getuid() == 0 else os.getuid()  # root is let through any permission
+        for d in (top, ws, ws / "triton", ws / "triton" / "cache", ws / "build"):
+            os.chown(d, uid, -1)
+        os.chmod(top, 0o755)
+        os.chmod(ws / "triton" / "cache", 0)
+        os.chmod(ws / "triton", 0o500)
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child reports through its exit code
+            code = 1
+            try:
+                os.setuid(uid)
+                fresh_workspace(ws, {"candidate.py": "# the candidate\n"})
+                code = 0 if sorted(p.name for p in ws.iterdir()) == ["build", "candidate.py"] else 3
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        for d in (ws / "triton", ws / "triton" / "cache"):
+            if d.exists():
+                os.chmod(d, 0o700)
+        shutil.rmtree(top)
 
 
 def test_the_worker_python_imports_nothing_from_its_workspace(tmp_path):

@@ -171,19 +171,22 @@ def fresh_workspace(ws: Path, files: dict[str, str]) -> None:
         if entry.name == KEPT_IN_WORKSPACE and entry.is_dir(follow_symlinks=False):
             continue
         if entry.is_dir(follow_symlinks=False):
-            shutil.rmtree(entry.path, onerror=_chmod_and_retry)
+            _remove_tree(entry.path)
         else:
             os.unlink(entry.path)
     for name, text in files.items():
         (ws / name).write_text(text)
 
 
-def _chmod_and_retry(func, path: str, _exc) -> None:
-    """For rmtree: a directory the candidate closed (its files are this user's) is opened, then retried."""
-    for d in (os.path.dirname(path), path):
-        if os.path.isdir(d) and not os.path.islink(d):
-            os.chmod(d, 0o700)
-    func(path)
+def _remove_tree(path: str) -> None:
+    """shutil.rmtree, after opening every directory the candidate closed (its files are this
+    user's: a directory without read or write permission would stop rmtree, not being root)."""
+    os.chmod(path, 0o700)
+    for root, dirs, _ in os.walk(path):  # top-down: each directory is opened before it is listed
+        for d in dirs:
+            if not os.path.islink(os.path.join(root, d)):
+                os.chmod(os.path.join(root, d), 0o700)
+    shutil.rmtree(path)
 
 
 def default_cache_dir() -> Path:
