@@ -304,6 +304,7 @@ def test_a_module_a_candidate_plants_in_its_workspace_does_not_run_in_its_next_p
 
     source = (HERE / "candidates" / "cheat_planted_module.py").read_text()
     ev = KernelEvaluator(EvalConfig(device="cpu", cache_dir=str(tmp_path), policy=GatePolicy(allow_cpp=True)))
-    v = ev.evaluate(relu, source, "planted")
+    assert ev.gate(source).rules == ["dynamic-code"]  # its open(); the runs must hold without the gate
+    v = ev.evaluate_built(relu, source, "planted", ev.build(relu, source))
     assert v.status == "mismatch", v.message
     assert (tmp_path / source_hash(source, "cpu") / "json.py").exists()  # it did plant one, in each process

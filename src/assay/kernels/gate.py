@@ -201,8 +201,10 @@ _SRC_RULES = [
     (re.compile(r"\b(cudaEvent\w*|clock_gettime|std::chrono|gettimeofday)\b"), "timer"),
     (re.compile(r"\b_?Py[A-Z][A-Za-z]*_[A-Za-z]\w*"), "dynamic-code"),  # the Python C API
     (re.compile(r"\b(?:py|pybind11)::(?:module_?::import|exec|eval|eval_file|globals|builtins)\b"), "dynamic-code"),
-    # files, processes and raw memory: nothing a kernel needs, everything a forger does
-    (re.compile(r"\b(?:dlopen|dlsym|popen|system|execv\w*|execl\w*|fopen|freopen|mmap|mprotect|ptrace|syscall)"
+    # files, processes and raw memory: nothing a kernel needs, everything a forger does (a file
+    # written into the workspace, where a later process of its own starts: cheat_planted_module.py)
+    (re.compile(r"\b(?:dlopen|dlsym|popen|system|execv\w*|execl\w*|fopen|freopen|mmap|mprotect|ptrace|syscall"
+                r"|open(?:at)?(?:64)?|creat(?:64)?|(?:sym)?link(?:at)?|rename(?:at)?)"
                 r"\(|\b(?:std::)?[io]?fstream\b"), "dynamic-code"),
     # the dispatcher's own switches: a kernel needs none, and with them C++ can hide its ATen calls
     # from the worker's op census (or notice it)

@@ -1,4 +1,5 @@
-# expected: mismatch (the kernel returns its input); past the gate with allow_cpp (CPU tests)
+# expected gate rule: dynamic-code
+# (the kernel returns its input; run past the gate, the verdict must be mismatch)
 # At import, its C++ writes a json.py into its working directory, the workspace its next process
 # (the evaluation after the build) starts in, with the worker beside it: where the workspace is on
 # sys.path, the worker's `import json` runs that file before any check exists, and it rewrites the
