@@ -39,6 +39,7 @@ from assay.kernels.toolkit import build_env
 from assay.kernels.worker import MARK, PHASE, TAMPER, TAMPER_EXIT
 from assay.sandbox.base import Limits, Sandbox, SandboxUnavailable
 from assay.sandbox.process import rlimit_preexec, run_process
+from assay.sandbox.workspace import remove_tree
 from assay.types import ExecResult
 
 STATUSES = ("gate", "compile", "runtime", "mismatch", "mutated", "nondeterministic", "stale", "tamper", "timeout",
@@ -156,11 +157,11 @@ def source_hash(source: str, device: str) -> str:
 
 # The worker's modules, copied into the workspace as assay_kernel_<name>.py for every run.
 WORKER_MODULES = ("worker", "timing")
-# What a run leaves in a workspace for the next one there: the extension builds (a CUDA build takes
-# a minute). The rest goes before every run: the candidate's earlier processes could write anything
-# there, and a json.py or __pycache__ beside the worker, a .pth in the user site (HOME is the
-# workspace), a Triton cache or a link where the harness writes would reach the next run or,
-# through a link, out of the sandbox.
+# What a run leaves in a workspace for the next one there: the extension builds (the
+# TORCH_EXTENSIONS_DIR; a CUDA build takes a minute). The rest goes before every run: the
+# candidate's earlier processes could write anything there, and a json.py or __pycache__ beside
+# the worker, a .pth in the user site (HOME is the workspace), a Triton cache or a link where the
+# harness writes would reach the next run or, through a link, out of the sandbox.
 KEPT_IN_WORKSPACE = "build"
 
 
@@ -171,22 +172,11 @@ def fresh_workspace(ws: Path, files: dict[str, str]) -> None:
         if entry.name == KEPT_IN_WORKSPACE and entry.is_dir(follow_symlinks=False):
             continue
         if entry.is_dir(follow_symlinks=False):
-            _remove_tree(entry.path)
+            remove_tree(entry.path)
         else:
             os.unlink(entry.path)
     for name, text in files.items():
         (ws / name).write_text(text)
-
-
-def _remove_tree(path: str) -> None:
-    """shutil.rmtree, after opening every directory the candidate closed (its files are this
-    user's: a directory without read or write permission would stop rmtree, not being root)."""
-    os.chmod(path, 0o700)
-    for root, dirs, _ in os.walk(path):  # top-down: each directory is opened before it is listed
-        for d in dirs:
-            if not os.path.islink(os.path.join(root, d)):
-                os.chmod(os.path.join(root, d), 0o700)
-    shutil.rmtree(path)
 
 
 def default_cache_dir() -> Path:
@@ -268,7 +258,7 @@ class KernelEvaluator:
         env = {
             "PATH": f"{bindir}:/usr/local/cuda/bin:/usr/local/bin:/usr/bin:/bin",
             "HOME": ".", "LANG": "C.UTF-8",  # relative: the worker anchors them at its cwd, which
-            "TORCH_EXTENSIONS_DIR": "build", "TRITON_CACHE_DIR": "triton",  # a sandbox may remount
+            "TORCH_EXTENSIONS_DIR": KEPT_IN_WORKSPACE, "TRITON_CACHE_DIR": "triton",  # a sandbox may remount
             "MAX_JOBS": os.environ.get("MAX_JOBS", "4"), "PYTHONDONTWRITEBYTECODE": "1",  # for child Pythons
             "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
             # the sandbox uid has no passwd entry; getpass.getuser() (torch.compile's cache) needs one

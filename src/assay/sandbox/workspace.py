@@ -232,7 +232,7 @@ class Workspace:
         if self._bounded:
             unbound_dir(self.root)  # drops everything written at once
             self._bounded = False
-        shutil.rmtree(self.root, ignore_errors=False, onerror=_force_remove)
+        remove_tree(self.root)
 
     def __enter__(self) -> "Workspace":
         return self
@@ -390,6 +390,12 @@ def _drop_root(root: Path, bounded: bool) -> None:
             unbound_dir(root)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def remove_tree(path: str | Path) -> None:
+    """shutil.rmtree for a tree untrusted code wrote: directories it left without read or write
+    permission (its files are this user's) are opened, which rmtree alone cannot do unless root."""
+    shutil.rmtree(path, onerror=_force_remove)
 
 
 def _force_remove(func, path, exc_info) -> None:
