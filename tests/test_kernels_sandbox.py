@@ -19,7 +19,7 @@ if shutil.which("bwrap") is None:
 
 from assay.kernels.evaluate import EvalConfig, KernelEvaluator  # noqa: E402
 from assay.kernels.problem import load_problem  # noqa: E402
-from assay.kernels.sandbox import kernel_sandbox, nvidia_devices, python_paths  # noqa: E402
+from assay.kernels.sandbox import compiler_roots, kernel_sandbox, nvidia_devices, python_paths  # noqa: E402
 from assay.sandbox.unsafe import UnsafeSandbox  # noqa: E402
 
 HERE = Path(__file__).parent / "kernels"
@@ -169,6 +169,36 @@ def test_cuda_kernel_sandbox_shows_a_toolkit_outside_usr_read_only(tmp_path, mon
     cpu = kernel_sandbox("cpu")  # a CPU run has no use for the toolkit
     res = cpu.run([cpu.python(), "-S", "-c", code], ws, Limits(wall_s=30))
     assert "toolkit marker" not in res.stdout
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda:0"])
+def test_the_compilers_cc_and_cxx_name_run_in_the_sandbox_wherever_they_are_installed(tmp_path, monkeypatch, device):
+    # The H200 image's CC=/opt/gcc/bin/gcc: outside /usr, so missing in the sandbox, and every
+    # Triton launcher and CUDA extension build failed there. Here a wrapper in a prefix under
+    # /tmp (which the sandbox replaces with its own) stands for it; CXX reaches its prefix by a link.
+    from assay.sandbox.base import Limits
+
+    gcc_root = tmp_path / "opt" / "gcc"
+    (gcc_root / "bin").mkdir(parents=True)
+    (gcc_root / "libexec").mkdir()
+    (gcc_root / "libexec" / "cc1").write_text("the compiler proper\n")
+    cc = gcc_root / "bin" / "gcc"
+    cc.write_text(f"#!/bin/sh\ncat {gcc_root}/libexec/cc1\n")
+    cc.chmod(0o755)
+    (tmp_path / "other-bin").mkdir()
+    (tmp_path / "other-bin" / "g++").symlink_to(cc)
+    monkeypatch.setenv("CC", str(cc))
+    monkeypatch.setenv("CXX", f"{tmp_path}/other-bin/g++ -std=c++17")
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    sb = kernel_sandbox(device)
+    for compiler in (str(cc), f"{tmp_path}/other-bin/g++"):
+        res = sb.run(["/bin/sh", "-c", f"{compiler} && touch {gcc_root}/bin/x"], ws, Limits(wall_s=30))
+        assert res.stdout.strip() == "the compiler proper", (compiler, res.stderr)
+        assert res.exit_code != 0 and not (gcc_root / "bin" / "x").exists()  # read-only
+    assert str(tmp_path / "opt" / "gcc") in compiler_roots()
+    assert compiler_roots({"CC": "/bin/sh"}) in (["/bin"], ["/bin", "/usr"])  # never the root itself
+    assert compiler_roots({"CC": "no-such-compiler-anywhere"}) == []
 
 
 def test_check_device_runs_torch_where_the_candidates_run(tmp_path):

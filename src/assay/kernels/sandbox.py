@@ -5,8 +5,12 @@ directory as the only writable path, no network, and on CUDA the /dev/nvidia* no
 from __future__ import annotations
 
 import glob
+import os
+import shlex
+import shutil
 import site
 import sys
+from pathlib import Path
 
 from assay.sandbox.local import LocalSandbox
 
@@ -27,11 +31,29 @@ def python_paths() -> list[str]:
     return list(dict.fromkeys(paths))
 
 
+def compiler_roots(env: dict[str, str] | None = None) -> list[str]:
+    """Where the compilers CC and CXX name are installed (the directory above their bin/), as
+    given and with links resolved. The builds run them (torch's C++/CUDA extensions, Triton's
+    launcher stubs), and one outside /usr is otherwise missing in the sandbox: the H200 image's
+    CC=/opt/gcc/bin/gcc made every Triton and CUDA build fail with "No such file"."""
+    env = os.environ if env is None else env
+    roots: list[str] = []
+    for key in ("CC", "CXX"):
+        words = shlex.split(env.get(key, ""))
+        exe = shutil.which(words[0]) if words else None
+        if exe is None:
+            continue
+        for path in (Path(exe).absolute(), Path(exe).resolve()):
+            folder = path.parent
+            roots.append(str(folder.parent if folder.name == "bin" and len(folder.parts) > 2 else folder))
+    return list(dict.fromkeys(roots))
+
+
 def kernel_sandbox(device: str) -> LocalSandbox:
     """A LocalSandbox whose python() is this interpreter (unresolved, so a venv stays a venv).
     On CUDA: the /dev/nvidia* nodes, /sys read-only (without sysfs cuInit fails with
     CUDA_ERROR_OPERATING_SYSTEM: the driver reads /sys/module/nvidia* and the PCI topology), and
-    the CUDA toolkit's root read-only wherever it is."""
+    the CUDA toolkit's root read-only wherever it is. On both: the compilers' roots read-only."""
     cuda = device.startswith("cuda")
     extra = []
     if cuda:
@@ -39,5 +61,5 @@ def kernel_sandbox(device: str) -> LocalSandbox:
 
         home = cuda_home()  # a toolkit outside /usr (e.g. /opt/cuda) must be visible to the build
         extra = ["/sys"] + ([str(home)] if home is not None else [])
-    return LocalSandbox(site_packages=True, ro_paths=python_paths() + extra,
+    return LocalSandbox(site_packages=True, ro_paths=python_paths() + compiler_roots() + extra,
                         python_path=sys.executable, dev_paths=nvidia_devices() if cuda else ())
