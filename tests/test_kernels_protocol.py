@@ -1062,3 +1062,64 @@ def test_the_worker_loads_the_problem_and_candidate_from_their_source_never_a_by
     spec.loader.exec_module(plain)
     assert plain.DIM == 8  # the forgery works on a plain import
     assert _load(str(path), "reference_problem_from_source").DIM == 256
+
+
+def test_outputs_are_compared_a_chunk_at_a_time_with_the_same_verdict_and_message(monkeypatch):
+    # Whole-tensor float64 diffs of 2 GiB outputs ran the H200 out of memory; the chunked
+    # comparison must say exactly what the whole-tensor one said, wherever the chunks fall.
+    torch = pytest.importorskip("torch")
+    import assay.kernels.worker as W
+
+    gen = torch.Generator().manual_seed(3)
+    ref = torch.randn(6, 50, generator=gen)
+    ref[4, 10] = ref[5, 49] = 0.0
+    got = ref.clone()
+    got[0, 3] += 1e-3  # outside 1e-4, in the first chunks
+    got[4, 10] = 2.5  # the largest error ...
+    got[5, 49] = -2.5  # ... tied with one in a later chunk: the first one is named
+    got[2, 7] = math.nan
+    half = ref.half()
+    got_half = half.clone()
+    got_half[1, 1] += 0.5
+    cases = [(ref, got), (ref, ref.clone()), (half, got_half), (ref[0, 0], got[0, 0] + 1),
+             (ref[:0], got[:0]), (ref.abs(), (ref + 1e-6).abs())]
+    before, after, stale = ref.clone(), ref.clone(), ref.clone()
+    after[3, :] += 5.0
+    whole = {}
+    monkeypatch.setattr(W, "COMPARE_CHUNK", 1 << 24)
+    whole = [W.compare(a, b, None) for a, b in cases] + [W.answered_before(before, after, stale, None),
+                                                           W.answered_before(before, after, after, None)]
+    assert whole[0] == ("output mismatch: 4 of 300 elements outside atol=rtol=0.0001; max abs error inf at "
+                        f"index [2, 7] (expected {float(ref[2, 7]):.6g}, got nan); max rel error inf")
+    assert whole[1] is None and whole[4] is None and whole[5] is None
+    assert "1 of 300 elements outside atol=rtol=0.01" in whole[2] and "at index [1, 1]" in whole[2]
+    assert "at index []" in whole[3] and whole[-2:] == [True, False]
+    got[2, 7] = ref[2, 7]  # without the NaN the first of the two tied errors is named
+    assert "max abs error 2.5 at index [4, 10]" in W.compare(ref, got, None)
+    got[2, 7] = math.nan
+    for chunk in (1, 7, 64):
+        monkeypatch.setattr(W, "COMPARE_CHUNK", chunk)
+        assert [W.compare(a, b, None) for a, b in cases] + [
+            W.answered_before(before, after, stale, None), W.answered_before(before, after, after, None)] == whole
+        got[2, 7] = ref[2, 7]
+        assert "max abs error 2.5 at index [4, 10]" in W.compare(ref, got, None)
+        got[2, 7] = math.nan
+
+
+def test_a_reference_that_ran_out_of_device_memory_blames_the_device_not_the_problem():
+    torch = pytest.importorskip("torch")
+    from assay.kernels.worker import _problem_broken
+
+    try:
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB.")
+    except torch.OutOfMemoryError:
+        short = _problem_broken("the reference Model on trial 0", 0)
+    try:
+        raise ValueError("bad shape")
+    except ValueError:
+        broken = _problem_broken("the reference Model on trial 0", 0)
+    assert short["status"] == broken["status"] == "error"
+    assert "ran out of device memory" in short["message"] and "problem file" not in short["message"]
+    assert "CUDA out of memory" in short["message"]  # the traceback is kept
+    assert "the problem file, or the shapes --shrink gave it, is at fault" in broken["message"]
+    assert "device memory" not in broken["message"]

@@ -111,3 +111,41 @@ def _kill_processes_naming(path: Path) -> None:
             except ProcessLookupError:
                 pass
         time.sleep(0.1)
+
+
+def test_runs_that_ran_out_of_device_memory_run_again_alone_once_the_rest_are_done():
+    import importlib.util
+    import threading
+
+    from assay.kernels.evaluate import Verdict
+
+    spec = importlib.util.spec_from_file_location("gpu_validate", ROOT / "benches" / "kernels" / "gpu_validate.py")
+    gv = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gv)
+    oom = ("trial 0 raised:\nTraceback (most recent call last):\ntorch.OutOfMemoryError: CUDA out of memory. "
+           "Tried to allocate 4.00 GiB.")
+    jobs = [(type("P", (), {"id": f"p{i}"})(), name, None, "", False) for i, name in enumerate("abcdef")]
+    lock, running, calls, seen = threading.Lock(), [], [], []
+
+    def run_job(job):
+        p, name = job[0], job[1]
+        with lock:
+            running.append(name)
+            first = name not in calls
+            calls.append(name)
+            alone = running == [name]
+        time.sleep(0.05)
+        with lock:
+            running.remove(name)
+        if name in "be" and first:
+            return p.id, name, Verdict(name, "runtime", oom)
+        if name == "c":
+            return p.id, name, Verdict(name, "runtime", "ValueError: the candidate's own bug")
+        return p.id, name, Verdict(name, "correct", f"ok, alone={alone}")
+
+    rerun = gv.run_untimed(jobs, run_job, 4, lambda pid, name, v: seen.append((name, v.status, v.message)))
+    assert [j[1] for j in rerun] == ["b", "e"]
+    assert sorted(calls) == sorted("abcdefbe") and calls[-2:] == ["b", "e"]  # after the rest, one at a time
+    assert seen[-2:] == [("b", "correct", "ok, alone=True"), ("e", "correct", "ok, alone=True")]
+    assert ("c", "runtime", "ValueError: the candidate's own bug") in seen  # only memory runs again
+    assert not gv.ran_out_of_device_memory(Verdict("x", "mismatch", "CUDA out of memory"))  # a verdict stands

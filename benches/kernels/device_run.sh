@@ -14,6 +14,7 @@ if ! command -v bwrap >/dev/null 2>&1; then
   export PATH="/tmp/assay-bw/usr/bin:$PATH"
 fi
 echo "python: $("$PY" -c 'import sys, torch, triton; print(sys.version.split()[0], "torch", torch.__version__, "triton", triton.__version__)')"
+echo "compilers: CC=${CC:-} CXX=${CXX:-} (the sandbox binds their install roots read-only)"
 if command -v nvidia-smi >/dev/null 2>&1; then
   nvidia-smi --query-gpu=name,driver_version,compute_cap,memory.total --format=csv,noheader
 fi

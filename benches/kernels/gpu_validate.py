@@ -61,7 +61,7 @@ CV_LIMIT = 0.02
 DO_BENCH_TOL = 0.05
 DO_BENCH_MIN_MS = 0.5
 RESERVE_S = 45.0  # of --wall-s, kept for the checks, the do_bench cross-checks and the report
-MIN_RUN_S = 60.0  # a timed run is not started with less than this left
+MIN_RUN_S = 40.0  # a timed run is not started with less than this left (on the H200 each took 20-28 s)
 # What a run must say to count as catching a wrong or cheating kernel: a verdict on its output.
 # An error or timeout judged nothing (a broken machine would otherwise "catch" every cheat).
 CAUGHT = ("mismatch", "nondeterministic", "stale", "mutated", "tamper")
@@ -270,6 +270,29 @@ def do_bench_speedup(problem: Problem, fast_src: str, device: str, seed: int, wo
     return {"ref_ms": r, "new_ms": n, "speedup": r / n}
 
 
+def ran_out_of_device_memory(v: Verdict) -> bool:
+    """The run stopped on torch's out-of-memory error (the worker's message holds the traceback)."""
+    return v.status in ("runtime", "error") and ("torch.OutOfMemoryError" in v.message
+                                                 or "CUDA out of memory" in v.message)
+
+
+def run_untimed(jobs: list, run_job, parallel: int, record) -> list:
+    """`run_job` on every job, `parallel` at a time, passing each (problem id, name, verdict) to
+    `record`; then each job whose run ran out of device memory again, alone (its verdict replaces
+    the first). On the H200, 8 evaluations of 2 GiB problems at once (the cheats that keep every
+    output alive most of all) ran the GPU out of memory: a verdict on the machine, not the kernel.
+    Returns the jobs run again."""
+    short_of_memory = []
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        for job, (pid, name, v) in zip(jobs, pool.map(run_job, jobs)):
+            record(pid, name, v)
+            if ran_out_of_device_memory(v):
+                short_of_memory.append(job)
+    for job in short_of_memory:
+        record(*run_job(job))
+    return short_of_memory
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", default="cuda:0")
@@ -281,7 +304,7 @@ def main() -> int:
     ap.add_argument("--no-cuda-build", action="store_true", help="skip the load_inline CUDA candidate")
     ap.add_argument("--parallel", type=int, default=8,
                     help="untimed GPU checks at once (each is mostly process start, imports and a Triton build)")
-    ap.add_argument("--deadline-s", type=float, default=420.0,
+    ap.add_argument("--deadline-s", type=float, default=480.0,
                     help="start no timed run after this many seconds (the report is still written)")
     ap.add_argument("--wall-s", type=float, default=560.0,
                     help="have the final report written within this many seconds: each timed run's timeout is cut "
@@ -405,17 +428,21 @@ def main() -> int:
         ev_build = KernelEvaluator(EvalConfig(**{**common, "device": "cuda:0"}), box) if build_only else None
         dry_builds = {p.id: builders.submit(ev_build.build, p, build_only[p.id]) for p in problems
                       if p.id in build_only}
-        with ThreadPoolExecutor(max_workers=args.parallel) as pool:
-            for pid, name, v in pool.map(run_job, jobs):
-                report["problems"][pid]["runs"][name] = v.to_dict()
-                save()
-                print(f"[{time.time() - t_start:6.1f}s] {pid} {name}: {v.status} {v.message[:120]}", flush=True)
+        def record(pid: str, name: str, v: Verdict) -> None:
+            report["problems"][pid]["runs"][name] = v.to_dict()
+            save()
+            print(f"[{time.time() - t_start:6.1f}s] {pid} {name}: {v.status} {v.message[:120]}", flush=True)
+
+        rerun = run_untimed(jobs, run_job, args.parallel, record)
+        report["rerun_alone_after_running_out_of_device_memory"] = [f"{j[0].id} {j[1]}" for j in rerun]
+        save()
         # timed runs, one at a time (they own the GPU)
-        # every fast kernel first, then the slow ones, then the CUDA build: what matters most runs
-        # before the deadline
+        # every fast kernel first, then the CUDA one (the build path runs nowhere else on the GPU),
+        # then the slow ones: what matters most runs before the deadline
         timed: dict[str, dict[str, Verdict]] = {p.id: {} for p in problems}
-        order = [(p, "fast", ev_fast) for p in problems] + [(p, "slow", ev_slow) for p in problems] + [
-            (p, "fast_cuda", ev_slow) for p in problems if "fast_cuda" in srcs[p.id]]
+        order = [(p, "fast", ev_fast) for p in problems] + [
+            (p, "fast_cuda", ev_slow) for p in problems if "fast_cuda" in srcs[p.id]] + [
+            (p, "slow", ev_slow) for p in problems]
         for p, name, ev in order:
             if name == "fast_cuda":
                 cuda_builds[p.id].result()
@@ -456,12 +483,14 @@ def main() -> int:
             check(f"{p.id}: cheat {c} caught", (not gate_ok[c]) or dynamic,
                   f"gate: {'rejected' if not gate_ok[c] else 'passed'}; run (gate bypassed): {run['status']}"
                   + (f", review: {run['review']}" if run["review"] else ""))
-            if c != "side_stream":  # a side stream still computes the right answer
-                check(f"{p.id}: cheat {c} caught by the run alone", dynamic,
-                      run["status"] + (f", review: {run['review']}" if run["review"] else ""))
-            elif on_gpu:
-                check(f"{p.id}: side stream flagged by device-vs-synced timing", bool(run["review"]),
-                      str(run["review"]), enforced=False)
+            said = run["status"] + (f", review: {run['review']}" if run["review"] else "")
+            if c != "side_stream":
+                check(f"{p.id}: cheat {c} caught by the run alone", dynamic, said)
+            elif on_gpu:  # informational: a side stream that finishes in time computes the right answer,
+                # and then only the device-vs-synced timing flag can tell (on the H200 every one was
+                # read before it finished: a mismatch)
+                check(f"{p.id}: cheat side_stream caught by the run alone (a verdict, or the "
+                      "device-vs-synced timing flag)", dynamic, said, enforced=False)
         wrong = r["runs"]["wrong"]
         check(f"{p.id}: wrong kernel rejected", wrong["status"] in CAUGHT, f"{wrong['status']}: {wrong['message'][:200]}")
         if "autotuned" in r["runs"]:  # the autotuner's benchmarking is glue to the op census

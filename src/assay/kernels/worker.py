@@ -45,6 +45,9 @@ PHASE = "@@ASSAY-PHASE"
 TAMPER = "@@ASSAY-TAMPER"
 TAMPER_EXIT = 86
 DEFAULT_TOL = {"float32": 1e-4, "float64": 1e-7, "float16": 1e-2, "bfloat16": 2e-2}
+# Outputs are compared this many elements at a time: a whole-tensor float64 diff of a 2 GiB fp32
+# output took ~20 GiB of temporaries and ran the H200 out of memory with 8 evaluations beside it.
+COMPARE_CHUNK = 1 << 24
 
 
 def _load(path: str, name: str):
@@ -415,17 +418,49 @@ def answered_before(before: Any, after: Any, got: Any, tol: float | None) -> boo
             continue
         if x.shape != y.shape or x.shape != z.shape or x.dtype != z.dtype or x.device != z.device:
             return False
-        if x.is_floating_point():
-            t = _tol(x, tol)
-            moved = ~torch.isclose(x, y, atol=4 * t, rtol=4 * t, equal_nan=True)
-            near = torch.isclose(z, x, atol=t, rtol=t, equal_nan=True)
-        else:
-            moved, near = x != y, z == x
-        if bool(moved.any()):
-            if not bool(near[moved].all()):
-                return False
-            moved_somewhere = True
+        t = _tol(x, tol) if x.is_floating_point() else 0.0
+        for xc, yc, zc in _chunks(x, y, z):
+            if x.is_floating_point():
+                moved = ~torch.isclose(xc, yc, atol=4 * t, rtol=4 * t, equal_nan=True)
+                near = torch.isclose(zc, xc, atol=t, rtol=t, equal_nan=True)
+            else:
+                moved, near = xc != yc, zc == xc
+            if bool(moved.any()):
+                if not bool(near[moved].all()):
+                    return False
+                moved_somewhere = True
     return moved_somewhere
+
+
+def _chunks(*tensors):
+    """The same COMPARE_CHUNK-element slices of equally shaped tensors, flattened."""
+    flat = [t.reshape(-1) for t in tensors]
+    for start in range(0, max(flat[0].numel(), 1), COMPARE_CHUNK):
+        yield tuple(f[start:start + COMPARE_CHUNK] for f in flat)
+
+
+def _mismatch(a, b, t: float) -> str | None:
+    """None if float tensors `a` (expected) and `b` are allclose (atol=rtol=t), else how many
+    elements are not and where the largest error is (NaN counts as an infinite error)."""
+    import torch
+
+    if all(torch.allclose(x, y, atol=t, rtol=t) for x, y in _chunks(a, b)):
+        return None
+    bad, worst, worst_at, rel = 0, -1.0, 0, 0.0
+    for start, (x, y) in zip(range(0, a.numel(), COMPARE_CHUNK), _chunks(a, b)):
+        bad += int((~torch.isclose(x, y, atol=t, rtol=t)).sum())
+        x64, y64 = x.double(), y.double()
+        diff = torch.nan_to_num((x64 - y64).abs(), nan=math.inf)
+        at = int(diff.argmax())
+        if float(diff[at]) > worst:
+            worst, worst_at = float(diff[at]), start + at
+        rel = max(rel, float((diff / x64.abs().clamp_min(1e-12)).max()))
+    idx = [int(v) for v in torch.unravel_index(torch.tensor(worst_at), a.shape)] if a.dim() else []
+    flat_a, flat_b = a.reshape(-1), b.reshape(-1)
+    return (f"mismatch: {bad} of {a.numel()} elements outside atol=rtol={t:g}; "
+            f"max abs error {worst:.4g} at index {idx} (expected "
+            f"{float(flat_a[worst_at]):.6g}, got {float(flat_b[worst_at]):.6g}); "
+            f"max rel error {rel:.4g}")
 
 
 def compare(ref: Any, got: Any, tol: float | None) -> str | None:
@@ -454,20 +489,9 @@ def compare(ref: Any, got: Any, tol: float | None) -> str | None:
                 n = int((a != b).sum())
                 return f"{where}differs in {n} of {a.numel()} elements (exact match needed for {a.dtype})"
             continue
-        t = _tol(a, tol)
-        if torch.allclose(a, b, atol=t, rtol=t):
-            continue
-        a64, b64 = a.double(), b.double()
-        diff = (a64 - b64).abs()
-        diff = torch.where(torch.isnan(diff), torch.full_like(diff, math.inf), diff)
-        bad = ~torch.isclose(a, b, atol=t, rtol=t)
-        flat_idx = int(diff.reshape(-1).argmax())
-        idx = tuple(int(v) for v in torch.unravel_index(torch.tensor(flat_idx), a.shape)) if a.dim() else ()
-        rel = (diff / a64.abs().clamp_min(1e-12)).max()
-        return (f"{where}mismatch: {int(bad.sum())} of {a.numel()} elements outside atol=rtol={t:g}; "
-                f"max abs error {float(diff.max()):.4g} at index {list(idx)} (expected "
-                f"{float(a64.reshape(-1)[flat_idx]):.6g}, got {float(b64.reshape(-1)[flat_idx]):.6g}); "
-                f"max rel error {float(rel):.4g}")
+        differs = _mismatch(a, b, _tol(a, tol))
+        if differs:
+            return where + differs
     return None
 
 
@@ -512,10 +536,15 @@ def _same(xs: list, ys: list) -> bool:
 
 def _problem_broken(what: str, trial: int | None = None) -> dict:
     """The verdict when the reference side (Model, get_inputs, get_init_inputs) raised: `error`,
-    the problem's fault (or its shrunken shapes'), never the candidate's."""
-    return {"status": "error", "trial": trial, "message": (
-        f"{what} raised, so no candidate can be checked against this problem (the problem file, or the "
-        f"shapes --shrink gave it, is at fault, not the kernel):\n{_tb()}")}
+    the problem's fault (or its shrunken shapes'), never the candidate's; or, where it ran out of
+    device memory, the device's (other processes on it, or a problem too big for it)."""
+    if type(sys.exc_info()[1]).__name__ == "OutOfMemoryError":  # torch.OutOfMemoryError
+        why = ("ran out of device memory, so no candidate can be checked against this problem here (other "
+               "processes hold the device's memory, or the problem is too big for it; not the kernel's fault)")
+    else:
+        why = ("raised, so no candidate can be checked against this problem (the problem file, or the shapes "
+               "--shrink gave it, is at fault, not the kernel)")
+    return {"status": "error", "trial": trial, "message": f"{what} {why}:\n{_tb()}"}
 
 
 def _build_reference(prob, device, seed: int):

@@ -20,12 +20,14 @@ def gemm_gelu_kernel(a_ptr, w_ptr, bias_ptr, c_ptr, M, N, K, scale,
     rm = pid_m * BM + tl.arange(0, BM)
     rn = pid_n * BN + tl.arange(0, BN)
     rk = tl.arange(0, BK)
-    a_ptrs = a_ptr + rm[:, None] * K + rk[None, :]
-    w_ptrs = w_ptr + rn[None, :] * K + rk[:, None]  # W is [N, K]: a [BK, BN] tile of W^T
+    # rows past M and columns past N wrap around instead of being masked (the store drops them),
+    # so the loads are masked along K only
+    a_ptrs = a_ptr + (rm % M)[:, None] * K + rk[None, :]
+    w_ptrs = w_ptr + (rn % N)[None, :] * K + rk[:, None]  # W is [N, K]: a [BK, BN] tile of W^T
     acc = tl.zeros((BM, BN), dtype=tl.float32)
     for k in range(0, tl.cdiv(K, BK)):
-        a = tl.load(a_ptrs, mask=(rm[:, None] < M) & (rk[None, :] < K - k * BK), other=0.0)
-        b = tl.load(w_ptrs, mask=(rn[None, :] < N) & (rk[:, None] < K - k * BK), other=0.0)
+        a = tl.load(a_ptrs, mask=rk[None, :] < K - k * BK, other=0.0)
+        b = tl.load(w_ptrs, mask=rk[:, None] < K - k * BK, other=0.0)
         acc += tl.dot(a, b)
         a_ptrs += BK
         w_ptrs += BK
@@ -49,7 +51,9 @@ class ModelNew(nn.Module):
         w = self.linear.weight
         N = w.shape[0]
         out = torch.empty((M, N), device=x.device, dtype=x.dtype)
-        grid = (triton.cdiv(M, 128) * triton.cdiv(N, 128),)
-        gemm_gelu_kernel[grid](x, w, self.linear.bias, out, M, N, K, self.scale, BM=128, BN=128, BK=64,
+        # 128x256x64 tiles, 8 warps, 3 stages: not yet measured on the H200, where 128x128 tiles
+        # ran this GEMM at ~390 TFLOP/s (0.70 ms, eager 0.52 ms)
+        grid = (triton.cdiv(M, 128) * triton.cdiv(N, 256),)
+        gemm_gelu_kernel[grid](x, w, self.linear.bias, out, M, N, K, self.scale, BM=128, BN=256, BK=64,
                                GROUP_M=8, num_warps=8, num_stages=3)
         return out
