@@ -199,6 +199,19 @@ def test_the_compilers_cc_and_cxx_name_run_in_the_sandbox_wherever_they_are_inst
     assert str(tmp_path / "opt" / "gcc") in compiler_roots()
     assert compiler_roots({"CC": "/bin/sh"}) in (["/bin"], ["/bin", "/usr"])  # never the root itself
     assert compiler_roots({"CC": "no-such-compiler-anywhere"}) == []
+    # a compiler in ~/bin: the home directory is never shown, only the compiler's file
+    home = tmp_path / "home"
+    (home / "bin").mkdir(parents=True)
+    (home / ".netrc").write_text("machine api login secret\n")
+    (home / "bin" / "cc").write_text("#!/bin/sh\necho home compiler\n")
+    (home / "bin" / "cc").chmod(0o755)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("CC", str(home / "bin" / "cc"))
+    monkeypatch.delenv("CXX")
+    assert compiler_roots() == [str(home / "bin" / "cc")]
+    sb = kernel_sandbox(device)
+    res = sb.run(["/bin/sh", "-c", f"{home}/bin/cc; cat {home}/.netrc"], ws, Limits(wall_s=30))
+    assert res.stdout.strip() == "home compiler" and "secret" not in res.stdout, res.stderr
 
 
 def test_check_device_runs_torch_where_the_candidates_run(tmp_path):

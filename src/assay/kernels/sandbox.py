@@ -35,8 +35,11 @@ def compiler_roots(env: dict[str, str] | None = None) -> list[str]:
     """Where the compilers CC and CXX name are installed (the directory above their bin/), as
     given and with links resolved. The builds run them (torch's C++/CUDA extensions, Triton's
     launcher stubs), and one outside /usr is otherwise missing in the sandbox: the H200 image's
-    CC=/opt/gcc/bin/gcc made every Triton and CUDA build fail with "No such file"."""
+    CC=/opt/gcc/bin/gcc made every Triton and CUDA build fail with "No such file". Never the home
+    directory or a directory above it (CC=~/bin/gcc would show candidates every file there, and
+    what they print reaches the model): then only the compiler's own file."""
     env = os.environ if env is None else env
+    home = Path.home()
     roots: list[str] = []
     for key in ("CC", "CXX"):
         words = shlex.split(env.get(key, ""))
@@ -45,7 +48,8 @@ def compiler_roots(env: dict[str, str] | None = None) -> list[str]:
             continue
         for path in (Path(exe).absolute(), Path(exe).resolve()):
             folder = path.parent
-            roots.append(str(folder.parent if folder.name == "bin" and len(folder.parts) > 2 else folder))
+            root = folder.parent if folder.name == "bin" and len(folder.parts) > 2 else folder
+            roots.append(str(path if root == home or root in home.parents else root))
     return list(dict.fromkeys(roots))
 
 
