@@ -435,7 +435,7 @@ def answered_before(before: Any, after: Any, got: Any, tol: float | None) -> boo
 def _chunks(*tensors):
     """The same COMPARE_CHUNK-element slices of equally shaped tensors, flattened."""
     flat = [t.reshape(-1) for t in tensors]
-    for start in range(0, max(flat[0].numel(), 1), COMPARE_CHUNK):
+    for start in range(0, flat[0].numel(), COMPARE_CHUNK):
         yield tuple(f[start:start + COMPARE_CHUNK] for f in flat)
 
 
@@ -447,13 +447,13 @@ def _mismatch(a, b, t: float) -> str | None:
     if all(torch.allclose(x, y, atol=t, rtol=t) for x, y in _chunks(a, b)):
         return None
     bad, worst, worst_at, rel = 0, -1.0, 0, 0.0
-    for start, (x, y) in zip(range(0, a.numel(), COMPARE_CHUNK), _chunks(a, b)):
+    for i, (x, y) in enumerate(_chunks(a, b)):
         bad += int((~torch.isclose(x, y, atol=t, rtol=t)).sum())
         x64, y64 = x.double(), y.double()
         diff = torch.nan_to_num((x64 - y64).abs(), nan=math.inf)
         at = int(diff.argmax())
         if float(diff[at]) > worst:
-            worst, worst_at = float(diff[at]), start + at
+            worst, worst_at = float(diff[at]), i * COMPARE_CHUNK + at
         rel = max(rel, float((diff / x64.abs().clamp_min(1e-12)).max()))
     idx = [int(v) for v in torch.unravel_index(torch.tensor(worst_at), a.shape)] if a.dim() else []
     flat_a, flat_b = a.reshape(-1), b.reshape(-1)
