@@ -5,6 +5,7 @@ the sandboxed run is what stops it. Needs torch + triton (CPU, Triton interprete
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import threading
@@ -169,6 +170,24 @@ def test_cuda_kernel_sandbox_shows_a_toolkit_outside_usr_read_only(tmp_path, mon
     cpu = kernel_sandbox("cpu")  # a CPU run has no use for the toolkit
     res = cpu.run([cpu.python(), "-S", "-c", code], ws, Limits(wall_s=30))
     assert "toolkit marker" not in res.stdout
+
+
+def test_a_toolkit_whose_root_is_the_home_directory_is_refused_with_the_reason(tmp_path, monkeypatch):
+    from assay.errors import UserError
+
+    home = tmp_path / "home"
+    (home / "bin").mkdir(parents=True)
+    (home / "bin" / "nvcc").write_text("#!/bin/sh\necho nvcc straight in ~/bin\n")
+    (home / "bin" / "nvcc").chmod(0o755)
+    (home / ".netrc").write_text("machine api login secret\n")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("CUDA_HOME", raising=False)
+    monkeypatch.delenv("CUDA_PATH", raising=False)
+    monkeypatch.setenv("PATH", f"{home}/bin:{os.environ['PATH']}")
+    # cuda_home() takes nvcc's folder's parent: the whole home directory
+    with pytest.raises(UserError, match="is or holds the home directory"):
+        kernel_sandbox("cuda:0")
+    kernel_sandbox("cpu")  # a CPU run does not show the toolkit, so nothing is refused
 
 
 @pytest.mark.parametrize("device", ["cpu", "cuda:0"])

@@ -409,6 +409,28 @@ def test_ro_paths_are_visible_read_only_even_under_a_0700_parent(tmp_path):
     assert not (shared / "new.txt").exists()
 
 
+def test_the_home_directory_and_the_folders_holding_it_are_never_shown(tmp_path, monkeypatch):
+    from assay.sandbox.local import LocalSandbox
+
+    home = tmp_path / "users" / "me"
+    (home / "tools").mkdir(parents=True)
+    (home / ".netrc").write_text("machine api login secret\n")
+    (home / "tools" / "lib.txt").write_text("a tool")
+    (tmp_path / "link-to-home").symlink_to(home)
+    monkeypatch.setenv("HOME", str(home))
+    for shown in (home, home / "tools" / "..", tmp_path / "link-to-home", tmp_path / "users", tmp_path, "/"):
+        with pytest.raises(SandboxUnavailable, match="is or holds the home directory"):
+            LocalSandbox(ro_paths=[str(shown)], self_check=False)
+    # a folder of its own under the home directory is shown, and nothing beside it
+    sb = LocalSandbox(ro_paths=[str(home / "tools")])
+    code = ("print(open(%r).read())\ntry:\n    open(%r).read()\nexcept OSError as e:\n    print('netrc', e.errno)\n"
+            % (str(home / "tools" / "lib.txt"), str(home / ".netrc")))
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    res = sb.run(py(sb, code), ws, Limits(wall_s=10))
+    assert res.stdout.split("\n")[:2] == ["a tool", "netrc 2"], res.stderr  # ENOENT: not there at all
+
+
 def test_python_path_is_returned_and_sees_its_site_packages(tmp_path):
     from assay.sandbox.local import LocalSandbox
 

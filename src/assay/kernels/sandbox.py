@@ -12,7 +12,7 @@ import site
 import sys
 from pathlib import Path
 
-from assay.sandbox.local import LocalSandbox
+from assay.sandbox.local import LocalSandbox, holds_home_directory
 
 
 def nvidia_devices() -> list[str]:
@@ -39,7 +39,6 @@ def compiler_roots(env: dict[str, str] | None = None) -> list[str]:
     directory or a directory above it (CC=~/bin/gcc would show candidates every file there, and
     what they print reaches the model): then only the compiler's own file."""
     env = os.environ if env is None else env
-    home = Path.home()
     roots: list[str] = []
     for key in ("CC", "CXX"):
         words = shlex.split(env.get(key, ""))
@@ -49,7 +48,7 @@ def compiler_roots(env: dict[str, str] | None = None) -> list[str]:
         for path in (Path(exe).absolute(), Path(exe).resolve()):
             folder = path.parent
             root = folder.parent if folder.name == "bin" and len(folder.parts) > 2 else folder
-            roots.append(str(path if root == home or root in home.parents else root))
+            roots.append(str(path if holds_home_directory(root) else root))
     return list(dict.fromkeys(roots))
 
 

@@ -552,11 +552,19 @@ class LocalSandbox:
 
     def _ro_mounts(self, paths) -> list[str]:
         """Read-only binds for `ro_paths`, each at its host path, skipping what is already visible.
-        Symlinks are resolved (the target is what gets bound) and missing paths are skipped."""
+        Symlinks are resolved (the target is what gets bound) and missing paths are skipped.
+        The home directory, or a directory holding it, is refused: every file there (.netrc,
+        keys, tokens) would be readable by sandboxed code, and what it prints reaches the model."""
         args: list[str] = []
         for p in dict.fromkeys(os.path.realpath(p) for p in paths):
             if not os.path.exists(p) or _covered(p, self._bound):
                 continue
+            if holds_home_directory(p):
+                raise SandboxUnavailable(
+                    f"refusing to show {p} to sandboxed code: it is or holds the home directory, every "
+                    f"file of which would be readable there; install what the sandbox needs (a CUDA "
+                    f"toolkit, a compiler, a Python environment) outside the home directory or in a "
+                    f"folder of its own under it")
             args += _ro_bind_with_parents(p)
             self._bound.append(p)
         return args
@@ -606,6 +614,15 @@ class LocalSandbox:
                   self._setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
                   "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
         return a + ["--"] + cmd
+
+
+def holds_home_directory(path: str | os.PathLike) -> bool:
+    """Whether `path` is the home directory (links resolved) or a directory above it."""
+    home = os.path.expanduser("~")
+    if home == "~":  # no HOME and no passwd entry: no home directory to protect
+        return False
+    home, path = os.path.realpath(home), os.path.realpath(path)
+    return home == path or home.startswith(path.rstrip("/") + "/")
 
 
 def _covered(path: str, bound: list[str]) -> bool:
