@@ -275,6 +275,21 @@ def test_message_of_a_non_equality_check(sandbox):
     assert ev.messages["ok"]["close"] == "add(1, 2) returned 3; failed: assert abs(add(1, 2) - 4) < 0.5"
 
 
+def test_a_module_one_candidate_leaves_in_the_workspace_is_not_what_a_later_one_imports(sandbox):
+    planter = ("with open('assay_planted.py', 'w') as f:\n    f.write('def add(a, b):\\n    return 42\\n')\n"
+               "def add(a, b):\n    return a + b\n")
+    victim = ("import os\n"
+              "def add(a, b):\n"
+              "    if not os.path.exists('assay_planted.py'):\n        return 'not planted'\n"
+              "    try:\n        import assay_planted\n    except ImportError:\n        return a + b\n"
+              "    return assay_planted.add(a, b)\n")
+    counting = CountingSandbox(sandbox)
+    ev = Runner(counting, test_timeout_s=T, workers=1).evaluate(
+        TASK, [cand("planter", planter), cand("victim", victim)], TESTS[:1])
+    assert counting.jobs == [2]  # one batch: one workspace for both
+    assert ev.signatures["victim"] == ["3"] and ev.outcomes["victim"] == {"t1": "pass"}
+
+
 def test_candidate_deleting_exception_builtins_still_reports(sandbox):
     src = "import builtins\ndel builtins.SyntaxError, builtins.AssertionError\nraise ValueError('boom')\n"
     ev = Runner(sandbox, test_timeout_s=T).evaluate(TASK, [cand("x", src)], TESTS[:1])

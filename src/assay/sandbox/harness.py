@@ -42,6 +42,12 @@ import time
 import traceback
 import types
 
+# `python harness.py` puts this script's folder first on sys.path: the batch's workspace, which
+# every candidate in the batch can write. A module one candidate leaves there must not be what a
+# later candidate of the batch imports.
+if sys.path and os.path.realpath(sys.path[0] or ".") == os.path.dirname(os.path.realpath(__file__)):
+    del sys.path[0]
+
 # Modules candidates commonly import: loaded once here, shared by every forked child.
 for _m in ("typing", "math", "re", "collections", "itertools", "functools", "heapq",
            "bisect", "string", "hashlib", "fractions", "decimal", "statistics", "random"):
