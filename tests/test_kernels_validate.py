@@ -149,3 +149,19 @@ def test_runs_that_ran_out_of_device_memory_run_again_alone_once_the_rest_are_do
     assert seen[-2:] == [("b", "correct", "ok, alone=True"), ("e", "correct", "ok, alone=True")]
     assert ("c", "runtime", "ValueError: the candidate's own bug") in seen  # only memory runs again
     assert not gv.ran_out_of_device_memory(Verdict("x", "mismatch", "CUDA out of memory"))  # a verdict stands
+
+
+def test_gemm_sweep_checks_every_configuration_of_the_kernel_it_is_given(tmp_path):
+    sweep = ROOT / "benches" / "kernels" / "gemm_sweep.py"
+    gemm = ROOT / "benches" / "kernels" / "candidates" / "3_Gemm_Bias_GELU_Scale_fp16"
+    r = subprocess.run([sys.executable, str(sweep), "--cpu", "--out", str(tmp_path)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    rep = json.loads((tmp_path / "gemm_sweep.json").read_text())
+    assert len(rep["configs"]) >= 8 and all(c["outside_tolerance"] == 0 for c in rep["configs"])
+    # the wrong kernel (it forgets the scale) fails under every configuration
+    r = subprocess.run([sys.executable, str(sweep), "--cpu", "--kernel", str(gemm / "wrong.py"), "--out", str(tmp_path)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1 and "wrong or failing" in r.stderr, r.stdout[-3000:] + r.stderr[-3000:]
+    rep = json.loads((tmp_path / "gemm_sweep.json").read_text())
+    assert all(c["outside_tolerance"] > 1000 for c in rep["configs"])
