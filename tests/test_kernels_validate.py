@@ -158,10 +158,11 @@ def test_gemm_sweep_checks_every_configuration_of_the_kernel_it_is_given(tmp_pat
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     rep = json.loads((tmp_path / "gemm_sweep.json").read_text())
-    assert len(rep["configs"]) >= 8 and all(c["outside_tolerance"] == 0 for c in rep["configs"])
+    configs = [c for shape in rep["shapes"] for c in shape["configs"]]
+    assert len(rep["shapes"]) == 2 and len(configs) >= 16 and all(c["outside_tolerance"] == 0 for c in configs)
     # the wrong kernel (it forgets the scale) fails under every configuration
     r = subprocess.run([sys.executable, str(sweep), "--cpu", "--kernel", str(gemm / "wrong.py"), "--out", str(tmp_path)],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 1 and "wrong or failing" in r.stderr, r.stdout[-3000:] + r.stderr[-3000:]
     rep = json.loads((tmp_path / "gemm_sweep.json").read_text())
-    assert all(c["outside_tolerance"] > 1000 for c in rep["configs"])
+    assert all(c["outside_tolerance"] > 1000 for shape in rep["shapes"] for c in shape["configs"])

@@ -3,11 +3,12 @@
 The first H200 run found `3_Gemm_Bias_GELU_Scale_fp16/fast.py` (then 128x128x64 tiles) slower
 than eager (0.70 ms against 0.52 ms), and the validation needs its fast kernel to beat eager.
 This measures instead of guessing: it imports the kernel from fast.py unchanged, launches it with
-each configuration below on the problem's full shape, checks each output against eager within
-fp16's 1e-2, and times it with `triton.testing.do_bench` (median, L2 flushed between runs),
-beside eager's whole forward and its GEMM alone (cuBLAS, through torch.nn.functional.linear).
-The fastest correct configuration is what fast.py should use. Our own kernel, not model code:
-it runs in this process, not in the sandbox.
+each configuration below on the problem's full shape (and, for comparison, the same with K
+halved), checks each output against eager within fp16's 1e-2, and times it with
+`triton.testing.do_bench` (median, L2 flushed between runs), beside eager's whole forward and
+its GEMM alone (cuBLAS, through torch.nn.functional.linear). The fastest correct configuration
+at the problem's shape is what fast.py should use. Our own kernel, not model code: it runs in
+this process, not in the sandbox.
 
   python benches/kernels/gemm_sweep.py --out $OUT         # on the GPU: about a minute
   python benches/kernels/gemm_sweep.py --cpu              # Triton's interpreter, shrunken shape:
@@ -22,6 +23,7 @@ import json
 import os
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -44,32 +46,19 @@ def load(path: Path, name: str):
     return mod
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cpu", action="store_true", help="Triton's interpreter on a shrunken shape: correctness only")
-    ap.add_argument("--out", default=None, help="folder for gemm_sweep.json (default: print only)")
-    ap.add_argument("--kernel", default=str(FAST),
-                    help="a candidate file with the same gemm_gelu_kernel (default: the fast one)")
-    args = ap.parse_args()
-    if args.cpu:
-        os.environ["TRITON_INTERPRET"] = "1"  # before triton is imported
+def sweep_shape(fast, prob, shape: tuple[int, int, int], device: str, timed: bool) -> dict:
+    """Every configuration on one (M, K, N): its output checked against eager, and timed."""
     import torch
     import triton
 
-    if not args.cpu and not torch.cuda.is_available():
-        print("gemm_sweep: no CUDA device here; --cpu checks the configurations' correctness only", file=sys.stderr)
-        return 2
-    device = "cpu" if args.cpu else "cuda"
-    prob = load(PROBLEM, "gemm_problem")
-    fast = load(Path(args.kernel), "gemm_fast")
-    # on the CPU: edges that no tile divides, so the wrapped rows/columns and the store's mask run
-    M, K, N = (300, 96, 520) if args.cpu else (prob.batch_size, prob.in_features, prob.out_features)
+    M, K, N = shape
     torch.manual_seed(0)
     model = prob.Model(K, N, prob.scale).to(device)
     x = torch.randn(M, K, device=device).half()
     w, b = model.linear.weight, model.linear.bias
     with torch.no_grad():
         want = model(x)
+    print(f"M={M} K={K} N={N}", flush=True)
     rows = []
     for bm, bn, bk, warps, stages in CONFIGS:
         out = torch.empty(M, N, device=device, dtype=x.dtype)
@@ -83,7 +72,7 @@ def main() -> int:
         try:
             t0 = time.perf_counter()
             launch()
-            row["first_call_s"] = round(time.perf_counter() - t0, 2)  # the compile, on the GPU
+            row["first_call_s"] = round(time.perf_counter() - t0, 2)  # the compile, on the GPU's first shape
         except Exception as e:  # e.g. out of shared memory: this config cannot run here, the rest can
             # (reported, and on the CPU, where every config runs in the interpreter, a failure)
             row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
@@ -92,31 +81,70 @@ def main() -> int:
             continue
         bad = ~torch.isclose(out.float(), want.float(), atol=1e-2, rtol=1e-2)
         row["outside_tolerance"] = int(bad.sum())
-        if not args.cpu:
+        if timed:
             row["ms"] = triton.testing.do_bench(launch, return_mode="median")
             row["tflops"] = round(2 * M * N * K / row["ms"] / 1e9, 1)
         rows.append(row)
-        timing = "interpreter, not timed" if args.cpu else f"{row['ms']:8.4f} ms  {row['tflops']:6.1f} TFLOP/s"
+        timing = f"{row['ms']:8.4f} ms  {row['tflops']:6.1f} TFLOP/s" if timed else "interpreter, not timed"
         print(f"{row['config']:>22}  {timing}  {row['outside_tolerance']} outside 1e-2", flush=True)
-    report = {"problem": PROBLEM.name, "kernel": args.kernel, "shape": [M, K, N],
-              "device": torch.cuda.get_device_name() if not args.cpu else "cpu (interpreter)",
-              "torch": torch.__version__, "triton": triton.__version__, "configs": rows}
-    if not args.cpu:
+    result = {"shape": [M, K, N], "configs": rows}
+    if timed:
         with torch.no_grad():
-            report["eager_forward_ms"] = triton.testing.do_bench(lambda: model(x), return_mode="median")
-            report["cublas_linear_ms"] = triton.testing.do_bench(
+            result["eager_forward_ms"] = triton.testing.do_bench(lambda: model(x), return_mode="median")
+            result["cublas_linear_ms"] = triton.testing.do_bench(
                 lambda: torch.nn.functional.linear(x, w, b), return_mode="median")
-        print(f"eager forward {report['eager_forward_ms']:.4f} ms; its GEMM alone (cuBLAS) "
-              f"{report['cublas_linear_ms']:.4f} ms", flush=True)
-        timed = [r for r in rows if "ms" in r and r["outside_tolerance"] == 0]
-        if timed:
-            best = min(timed, key=lambda r: r["ms"])
-            report["best"] = best["config"]
-            print(f"fastest correct: {best['config']}, {report['eager_forward_ms'] / best['ms']:.2f}x eager")
+        print(f"eager forward {result['eager_forward_ms']:.4f} ms; its GEMM alone (cuBLAS) "
+              f"{result['cublas_linear_ms']:.4f} ms", flush=True)
+        right = [r for r in rows if "ms" in r and r["outside_tolerance"] == 0]
+        if right:
+            best = min(right, key=lambda r: r["ms"])
+            result["best"], result["best_speedup_over_eager"] = best["config"], result["eager_forward_ms"] / best["ms"]
+            print(f"fastest correct: {best['config']}, {result['best_speedup_over_eager']:.2f}x eager", flush=True)
+    return result
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cpu", action="store_true", help="Triton's interpreter on a shrunken shape: correctness only")
+    ap.add_argument("--out", default=None, help="folder for gemm_sweep.json (default: print only)")
+    ap.add_argument("--kernel", default=str(FAST),
+                    help="a candidate file with the same gemm_gelu_kernel (default: the fast one)")
+    ap.add_argument("--shapes", default=None,
+                    help="MxKxN,... (default: the problem's shape, then the same with K halved, where the "
+                         "two elementwise passes fusion saves weigh more against the GEMM)")
+    args = ap.parse_args()
+    if args.cpu:
+        os.environ["TRITON_INTERPRET"] = "1"  # before triton is imported
+    import torch
+    import triton
+
+    if not args.cpu and not torch.cuda.is_available():
+        print("gemm_sweep: no CUDA device here; --cpu checks the configurations' correctness only", file=sys.stderr)
+        return 2
+    prob = load(PROBLEM, "gemm_problem")
+    fast = load(Path(args.kernel), "gemm_fast")
+    if args.shapes:
+        try:
+            shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",")]
+        except ValueError:
+            shapes = []
+        if not shapes or any(len(s) != 3 or min(s) < 1 for s in shapes):
+            ap.error(f"--shapes: expected MxKxN[,MxKxN...] with positive integers, got {args.shapes!r}")
+    elif args.cpu:  # edges no tile divides, so the wrapped rows/columns and the store's mask run
+        shapes = [(300, 96, 520), (300, 48, 520)]
+    else:
+        shapes = [(prob.batch_size, prob.in_features, prob.out_features),
+                  (prob.batch_size, prob.in_features // 2, prob.out_features)]
+    results = [sweep_shape(fast, prob, s, "cpu" if args.cpu else "cuda", not args.cpu) for s in shapes]
+    report = {"command": " ".join(["python", *sys.argv]), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "problem": PROBLEM.name, "kernel": args.kernel,
+              "device": "cpu (interpreter)" if args.cpu else torch.cuda.get_device_name(),
+              "torch": torch.__version__, "triton": triton.__version__, "shapes": results}
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
         (Path(args.out) / "gemm_sweep.json").write_text(json.dumps(report, indent=2))
-    wrong = [r["config"] for r in rows if r.get("outside_tolerance") or (args.cpu and "error" in r)]
+    wrong = [f"{r['config']} at {'x'.join(map(str, res['shape']))}" for res in results for r in res["configs"]
+             if r.get("outside_tolerance") or (args.cpu and "error" in r)]
     if wrong:
         print(f"gemm_sweep: configurations wrong or failing: {', '.join(wrong)}", file=sys.stderr)
     return 1 if wrong else 0
