@@ -151,7 +151,7 @@ def test_runs_that_ran_out_of_device_memory_run_again_alone_once_the_rest_are_do
     assert not gv.ran_out_of_device_memory(Verdict("x", "mismatch", "CUDA out of memory"))  # a verdict stands
 
 
-def test_gemm_sweep_checks_every_configuration_of_the_kernel_it_is_given(tmp_path):
+def test_gemm_sweep_checks_every_configuration_of_the_kernels_it_is_given(tmp_path):
     sweep = ROOT / "benches" / "kernels" / "gemm_sweep.py"
     gemm = ROOT / "benches" / "kernels" / "candidates" / "3_Gemm_Bias_GELU_Scale_fp16"
     r = subprocess.run([sys.executable, str(sweep), "--cpu", "--out", str(tmp_path)],
@@ -159,9 +159,10 @@ def test_gemm_sweep_checks_every_configuration_of_the_kernel_it_is_given(tmp_pat
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     rep = json.loads((tmp_path / "gemm_sweep.json").read_text())
     configs = [c for shape in rep["shapes"] for c in shape["configs"]]
-    assert len(rep["shapes"]) == 2 and len(configs) >= 16 and all(c["outside_tolerance"] == 0 for c in configs)
+    assert {c["kernel"] for c in configs} == {"fast.py", "persistent_tma.py"}
+    assert len(rep["shapes"]) == 2 and len(configs) >= 32 and all(c["outside_tolerance"] == 0 for c in configs)
     # the wrong kernel (it forgets the scale) fails under every configuration
-    r = subprocess.run([sys.executable, str(sweep), "--cpu", "--kernel", str(gemm / "wrong.py"), "--out", str(tmp_path)],
+    r = subprocess.run([sys.executable, str(sweep), "--cpu", "--kernels", str(gemm / "wrong.py"), "--out", str(tmp_path)],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 1 and "wrong or failing" in r.stderr, r.stdout[-3000:] + r.stderr[-3000:]
     rep = json.loads((tmp_path / "gemm_sweep.json").read_text())

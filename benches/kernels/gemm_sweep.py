@@ -1,17 +1,19 @@
-"""Time the GEMM problem's fused Triton kernel under several tile configurations, on the GPU.
+"""Time the GEMM problem's fused Triton kernels under several tile configurations, on the GPU.
 
 The first H200 run found `3_Gemm_Bias_GELU_Scale_fp16/fast.py` (then 128x128x64 tiles) slower
 than eager (0.70 ms against 0.52 ms), and the validation needs its fast kernel to beat eager.
-This measures instead of guessing: it imports the kernel from fast.py unchanged, launches it with
-each configuration below on the problem's full shape (and, for comparison, the same with K
-halved), checks each output against eager within fp16's 1e-2, and times it with
-`triton.testing.do_bench` (median, L2 flushed between runs), beside eager's whole forward and
-its GEMM alone (cuBLAS, through torch.nn.functional.linear). The fastest correct configuration
-at the problem's shape is what fast.py should use. Our own kernel, not model code: it runs in
-this process, not in the sandbox.
+This measures instead of guessing. For each kernel file (fast.py, and the persistent TMA variant
+in gemm_variants/, both whole candidates whose forward launches with the module's `CONFIG`) and
+each configuration below, it sets `CONFIG`, runs the candidate's own forward on the problem's
+full shape (and, for comparison, the same with K halved), checks the output against eager within
+fp16's 1e-2, and times the forward with `triton.testing.do_bench` (median, L2 flushed between
+runs), beside eager's whole forward and its GEMM alone (cuBLAS, through
+torch.nn.functional.linear). The fastest correct kernel and configuration at the problem's shape
+is what fast.py should be. Our own kernels, not model code: they run in this process, not in the
+sandbox.
 
-  python benches/kernels/gemm_sweep.py --out $OUT         # on the GPU: about a minute
-  python benches/kernels/gemm_sweep.py --cpu              # Triton's interpreter, shrunken shape:
+  python benches/kernels/gemm_sweep.py --out $OUT         # on the GPU: one to two minutes
+  python benches/kernels/gemm_sweep.py --cpu              # Triton's interpreter, shrunken shapes:
                                                           # correctness of every config only
 """
 
@@ -28,10 +30,12 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 PROBLEM = HERE / "problems" / "level2" / "3_Gemm_Bias_GELU_Scale_fp16.py"
-FAST = HERE / "candidates" / "3_Gemm_Bias_GELU_Scale_fp16" / "fast.py"
+KERNELS = [HERE / "candidates" / "3_Gemm_Bias_GELU_Scale_fp16" / "fast.py",
+           HERE / "gemm_variants" / "persistent_tma.py"]
 
 # (BM, BN, BK, num_warps, num_stages): Hopper fp16 configurations from Triton's matmul tutorials
 # and autotune lists, plus the first H200 run's 128x128 (w8 s3), measured there at 0.70 ms.
+# One that needs more shared memory than an SM has fails to launch: reported, not fatal.
 CONFIGS = [
     (128, 256, 64, 8, 3), (128, 256, 64, 8, 4), (256, 128, 64, 8, 3), (256, 128, 64, 8, 4),
     (128, 128, 64, 8, 3), (128, 128, 64, 4, 4), (128, 256, 32, 8, 4), (64, 256, 64, 4, 4),
@@ -46,73 +50,76 @@ def load(path: Path, name: str):
     return mod
 
 
-def sweep_shape(fast, prob, shape: tuple[int, int, int], device: str, timed: bool) -> dict:
-    """Every configuration on one (M, K, N): its output checked against eager, and timed."""
+def sweep_shape(kernels: list[Path], prob, shape: tuple[int, int, int], device: str, timed: bool) -> dict:
+    """Every kernel under every configuration on one (M, K, N): output checked against eager, timed."""
     import torch
     import triton
 
     M, K, N = shape
     torch.manual_seed(0)
-    model = prob.Model(K, N, prob.scale).to(device)
+    ref = prob.Model(K, N, prob.scale).to(device)
     x = torch.randn(M, K, device=device).half()
-    w, b = model.linear.weight, model.linear.bias
     with torch.no_grad():
-        want = model(x)
+        want = ref(x)
     print(f"M={M} K={K} N={N}", flush=True)
-    rows = []
-    for bm, bn, bk, warps, stages in CONFIGS:
-        out = torch.empty(M, N, device=device, dtype=x.dtype)
-        grid = (triton.cdiv(M, bm) * triton.cdiv(N, bn),)
-
-        def launch():
-            fast.gemm_gelu_kernel[grid](x, w, b, out, M, N, K, prob.scale, BM=bm, BN=bn, BK=bk, GROUP_M=8,
-                                        num_warps=warps, num_stages=stages)
-
-        row = {"config": f"{bm}x{bn}x{bk} w{warps} s{stages}"}
-        try:
-            t0 = time.perf_counter()
-            launch()
-            row["first_call_s"] = round(time.perf_counter() - t0, 2)  # the compile, on the GPU's first shape
-        except Exception as e:  # e.g. out of shared memory: this config cannot run here, the rest can
-            # (reported, and on the CPU, where every config runs in the interpreter, a failure)
-            row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
-            rows.append(row)
-            print(f"{row['config']:>22}  {row['error']}", flush=True)
-            continue
-        bad = ~torch.isclose(out.float(), want.float(), atol=1e-2, rtol=1e-2)
-        row["outside_tolerance"] = int(bad.sum())
-        if timed:
-            row["ms"] = triton.testing.do_bench(launch, return_mode="median")
-            row["tflops"] = round(2 * M * N * K / row["ms"] / 1e9, 1)
-        rows.append(row)
-        timing = f"{row['ms']:8.4f} ms  {row['tflops']:6.1f} TFLOP/s" if timed else "interpreter, not timed"
-        print(f"{row['config']:>22}  {timing}  {row['outside_tolerance']} outside 1e-2", flush=True)
-    result = {"shape": [M, K, N], "configs": rows}
+    result: dict = {"shape": [M, K, N], "configs": []}
+    for i, path in enumerate(kernels):
+        mod = load(path, f"gemm_kernel_{i}")
+        torch.manual_seed(0)  # the reference's weights, as the evaluation builds both
+        new = mod.ModelNew(K, N, prob.scale).to(device)
+        for bm, bn, bk, warps, stages in CONFIGS:
+            mod.CONFIG = dict(BM=bm, BN=bn, BK=bk, num_warps=warps, num_stages=stages)
+            row = {"kernel": path.name, "config": f"{bm}x{bn}x{bk} w{warps} s{stages}"}
+            label = f"{path.stem:>15} {row['config']:>20}"
+            try:
+                t0 = time.perf_counter()
+                with torch.no_grad():
+                    out = new(x)
+                row["first_call_s"] = round(time.perf_counter() - t0, 2)  # the compile, at the first shape
+            except Exception as e:  # e.g. out of shared memory: this config cannot run here, the rest can
+                # (reported, and on the CPU, where every config runs in the interpreter, a failure)
+                row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+                result["configs"].append(row)
+                print(f"{label}  {row['error']}", flush=True)
+                continue
+            row["outside_tolerance"] = int((~torch.isclose(out.float(), want.float(), atol=1e-2, rtol=1e-2)).sum())
+            if timed:
+                with torch.no_grad():
+                    row["ms"] = triton.testing.do_bench(lambda: new(x), return_mode="median")
+                row["tflops"] = round(2 * M * N * K / row["ms"] / 1e9, 1)
+            result["configs"].append(row)
+            timing = f"{row['ms']:8.4f} ms  {row['tflops']:6.1f} TFLOP/s" if timed else "interpreter, not timed"
+            print(f"{label}  {timing}  {row['outside_tolerance']} outside 1e-2", flush=True)
     if timed:
         with torch.no_grad():
-            result["eager_forward_ms"] = triton.testing.do_bench(lambda: model(x), return_mode="median")
+            result["eager_forward_ms"] = triton.testing.do_bench(lambda: ref(x), return_mode="median")
             result["cublas_linear_ms"] = triton.testing.do_bench(
-                lambda: torch.nn.functional.linear(x, w, b), return_mode="median")
+                lambda: torch.nn.functional.linear(x, ref.linear.weight, ref.linear.bias), return_mode="median")
         print(f"eager forward {result['eager_forward_ms']:.4f} ms; its GEMM alone (cuBLAS) "
               f"{result['cublas_linear_ms']:.4f} ms", flush=True)
-        right = [r for r in rows if "ms" in r and r["outside_tolerance"] == 0]
+        right = [r for r in result["configs"] if "ms" in r and r["outside_tolerance"] == 0]
         if right:
             best = min(right, key=lambda r: r["ms"])
-            result["best"], result["best_speedup_over_eager"] = best["config"], result["eager_forward_ms"] / best["ms"]
-            print(f"fastest correct: {best['config']}, {result['best_speedup_over_eager']:.2f}x eager", flush=True)
+            result["best"] = f"{best['kernel']} {best['config']}"
+            result["best_speedup_over_eager"] = round(result["eager_forward_ms"] / best["ms"], 3)
+            print(f"fastest correct: {result['best']}, {result['best_speedup_over_eager']:.2f}x eager", flush=True)
     return result
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cpu", action="store_true", help="Triton's interpreter on a shrunken shape: correctness only")
+    ap.add_argument("--cpu", action="store_true", help="Triton's interpreter on shrunken shapes: correctness only")
     ap.add_argument("--out", default=None, help="folder for gemm_sweep.json (default: print only)")
-    ap.add_argument("--kernel", default=str(FAST),
-                    help="a candidate file with the same gemm_gelu_kernel (default: the fast one)")
+    ap.add_argument("--kernels", default=",".join(str(k) for k in KERNELS),
+                    help="comma-separated candidate files whose forward launches with the module's CONFIG "
+                         "(default: fast.py and gemm_variants/persistent_tma.py)")
     ap.add_argument("--shapes", default=None,
                     help="MxKxN,... (default: the problem's shape, then the same with K halved, where the "
                          "two elementwise passes fusion saves weigh more against the GEMM)")
     args = ap.parse_args()
+    kernels = [Path(k) for k in args.kernels.split(",")]
+    if missing := [str(k) for k in kernels if not k.is_file()]:
+        ap.error(f"--kernels: no such file: {', '.join(missing)}")
     if args.cpu:
         os.environ["TRITON_INTERPRET"] = "1"  # before triton is imported
     import torch
@@ -122,7 +129,6 @@ def main() -> int:
         print("gemm_sweep: no CUDA device here; --cpu checks the configurations' correctness only", file=sys.stderr)
         return 2
     prob = load(PROBLEM, "gemm_problem")
-    fast = load(Path(args.kernel), "gemm_fast")
     if args.shapes:
         try:
             shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",")]
@@ -130,21 +136,21 @@ def main() -> int:
             shapes = []
         if not shapes or any(len(s) != 3 or min(s) < 1 for s in shapes):
             ap.error(f"--shapes: expected MxKxN[,MxKxN...] with positive integers, got {args.shapes!r}")
-    elif args.cpu:  # edges no tile divides, so the wrapped rows/columns and the store's mask run
+    elif args.cpu:  # edges no tile divides, so the wrapped or clipped rows and columns are exercised
         shapes = [(300, 96, 520), (300, 48, 520)]
     else:
         shapes = [(prob.batch_size, prob.in_features, prob.out_features),
                   (prob.batch_size, prob.in_features // 2, prob.out_features)]
-    results = [sweep_shape(fast, prob, s, "cpu" if args.cpu else "cuda", not args.cpu) for s in shapes]
+    results = [sweep_shape(kernels, prob, s, "cpu" if args.cpu else "cuda", not args.cpu) for s in shapes]
     report = {"command": " ".join(["python", *sys.argv]), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-              "problem": PROBLEM.name, "kernel": args.kernel,
+              "problem": PROBLEM.name, "kernels": [str(k) for k in kernels],
               "device": "cpu (interpreter)" if args.cpu else torch.cuda.get_device_name(),
               "torch": torch.__version__, "triton": triton.__version__, "shapes": results}
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
         (Path(args.out) / "gemm_sweep.json").write_text(json.dumps(report, indent=2))
-    wrong = [f"{r['config']} at {'x'.join(map(str, res['shape']))}" for res in results for r in res["configs"]
-             if r.get("outside_tolerance") or (args.cpu and "error" in r)]
+    wrong = [f"{r['kernel']} {r['config']} at {'x'.join(map(str, res['shape']))}" for res in results
+             for r in res["configs"] if r.get("outside_tolerance") or (args.cpu and "error" in r)]
     if wrong:
         print(f"gemm_sweep: configurations wrong or failing: {', '.join(wrong)}", file=sys.stderr)
     return 1 if wrong else 0
