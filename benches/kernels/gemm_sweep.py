@@ -20,7 +20,6 @@ sandbox.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import sys
@@ -29,6 +28,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[1] / "src"))
+from assay.kernels.worker import _load as load_module  # noqa: E402  (stdlib only: runs on the bare GPU image)
+
 PROBLEM = HERE / "problems" / "level2" / "3_Gemm_Bias_GELU_Scale_fp16.py"
 KERNELS = [HERE / "candidates" / "3_Gemm_Bias_GELU_Scale_fp16" / "fast.py",
            HERE / "gemm_variants" / "persistent_tma.py"]
@@ -43,15 +45,9 @@ CONFIGS = [
 ]
 
 
-def load(path: Path, name: str):
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def sweep_shape(kernels: list[Path], prob, shape: tuple[int, int, int], device: str, timed: bool) -> dict:
-    """Every kernel under every configuration on one (M, K, N): output checked against eager, timed."""
+    """Every kernel under every configuration on one (M, K, N): output checked against eager, timed.
+    Runs under torch.no_grad() (main)."""
     import torch
     import triton
 
@@ -59,12 +55,11 @@ def sweep_shape(kernels: list[Path], prob, shape: tuple[int, int, int], device: 
     torch.manual_seed(0)
     ref = prob.Model(K, N, prob.scale).to(device)
     x = torch.randn(M, K, device=device).half()
-    with torch.no_grad():
-        want = ref(x)
+    want = ref(x)
     print(f"M={M} K={K} N={N}", flush=True)
     result: dict = {"shape": [M, K, N], "configs": []}
     for i, path in enumerate(kernels):
-        mod = load(path, f"gemm_kernel_{i}")
+        mod = load_module(str(path), f"gemm_kernel_{i}")
         torch.manual_seed(0)  # the reference's weights, as the evaluation builds both
         new = mod.ModelNew(K, N, prob.scale).to(device)
         for bm, bn, bk, warps, stages in CONFIGS:
@@ -73,8 +68,7 @@ def sweep_shape(kernels: list[Path], prob, shape: tuple[int, int, int], device: 
             label = f"{path.stem:>15} {row['config']:>20}"
             try:
                 t0 = time.perf_counter()
-                with torch.no_grad():
-                    out = new(x)
+                out = new(x)
                 row["first_call_s"] = round(time.perf_counter() - t0, 2)  # the compile, at the first shape
             except Exception as e:  # e.g. out of shared memory: this config cannot run here, the rest can
                 # (reported, and on the CPU, where every config runs in the interpreter, a failure)
@@ -84,17 +78,15 @@ def sweep_shape(kernels: list[Path], prob, shape: tuple[int, int, int], device: 
                 continue
             row["outside_tolerance"] = int((~torch.isclose(out.float(), want.float(), atol=1e-2, rtol=1e-2)).sum())
             if timed:
-                with torch.no_grad():
-                    row["ms"] = triton.testing.do_bench(lambda: new(x), return_mode="median")
+                row["ms"] = triton.testing.do_bench(lambda: new(x), return_mode="median")
                 row["tflops"] = round(2 * M * N * K / row["ms"] / 1e9, 1)
             result["configs"].append(row)
             timing = f"{row['ms']:8.4f} ms  {row['tflops']:6.1f} TFLOP/s" if timed else "interpreter, not timed"
             print(f"{label}  {timing}  {row['outside_tolerance']} outside 1e-2", flush=True)
     if timed:
-        with torch.no_grad():
-            result["eager_forward_ms"] = triton.testing.do_bench(lambda: ref(x), return_mode="median")
-            result["cublas_linear_ms"] = triton.testing.do_bench(
-                lambda: torch.nn.functional.linear(x, ref.linear.weight, ref.linear.bias), return_mode="median")
+        result["eager_forward_ms"] = triton.testing.do_bench(lambda: ref(x), return_mode="median")
+        result["cublas_linear_ms"] = triton.testing.do_bench(
+            lambda: torch.nn.functional.linear(x, ref.linear.weight, ref.linear.bias), return_mode="median")
         print(f"eager forward {result['eager_forward_ms']:.4f} ms; its GEMM alone (cuBLAS) "
               f"{result['cublas_linear_ms']:.4f} ms", flush=True)
         right = [r for r in result["configs"] if "ms" in r and r["outside_tolerance"] == 0]
@@ -128,7 +120,7 @@ def main() -> int:
     if not args.cpu and not torch.cuda.is_available():
         print("gemm_sweep: no CUDA device here; --cpu checks the configurations' correctness only", file=sys.stderr)
         return 2
-    prob = load(PROBLEM, "gemm_problem")
+    prob = load_module(str(PROBLEM), "gemm_problem")
     if args.shapes:
         try:
             shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",")]
@@ -141,7 +133,8 @@ def main() -> int:
     else:
         shapes = [(prob.batch_size, prob.in_features, prob.out_features),
                   (prob.batch_size, prob.in_features // 2, prob.out_features)]
-    results = [sweep_shape(kernels, prob, s, "cpu" if args.cpu else "cuda", not args.cpu) for s in shapes]
+    with torch.no_grad():
+        results = [sweep_shape(kernels, prob, s, "cpu" if args.cpu else "cuda", not args.cpu) for s in shapes]
     report = {"command": " ".join(["python", *sys.argv]), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "problem": PROBLEM.name, "kernels": [str(k) for k in kernels],
               "device": "cpu (interpreter)" if args.cpu else torch.cuda.get_device_name(),

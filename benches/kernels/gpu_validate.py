@@ -54,6 +54,7 @@ try:
     from assay.sandbox.unsafe import UnsafeSandbox
     from assay.kernels.timing import cv, slow_when_inputs_change
     from assay.kernels.toolkit import cuda_home
+    from assay.kernels.worker import _load as load_module
 except ImportError as e:  # the GPU image has torch but not assay's own dependencies (pydantic)
     sys.exit(f"gpu_validate: cannot import assay ({e}); carry the wheels listed in benches/kernels/README.md.")
 
@@ -238,22 +239,14 @@ def medians(v: Verdict, name: str, mode: str) -> list[float]:
 
 def do_bench_speedup(problem: Problem, fast_src: str, device: str, seed: int, workdir: Path) -> dict:
     """Plain triton.testing.do_bench on the reference and the fast kernel (trusted code, this process)."""
-    import importlib.util
-
     import torch
     import triton
-
-    def load(path: Path, name: str):
-        spec = importlib.util.spec_from_file_location(name, path)
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        return mod
 
     (workdir / "p.py").write_text(problem.source)
     (workdir / "c.py").write_text(fast_src)
     os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(workdir / "ext"))
-    prob = load(workdir / "p.py", f"vp_{problem.digest}")
-    cand = load(workdir / "c.py", f"vc_{problem.digest}")
+    prob = load_module(str(workdir / "p.py"), f"vp_{problem.digest}")
+    cand = load_module(str(workdir / "c.py"), f"vc_{problem.digest}")
     torch.manual_seed(seed)
     init = prob.get_init_inputs()
     torch.manual_seed(seed)

@@ -621,8 +621,7 @@ def holds_home_directory(path: str | os.PathLike) -> bool:
     home = os.path.expanduser("~")
     if home == "~":  # no HOME and no passwd entry: no home directory to protect
         return False
-    home, path = os.path.realpath(home), os.path.realpath(path)
-    return home == path or home.startswith(path.rstrip("/") + "/")
+    return _covered(os.path.realpath(home), [os.path.realpath(path)])
 
 
 def _covered(path: str, bound: list[str]) -> bool:
