@@ -167,3 +167,65 @@ def test_gemm_sweep_checks_every_configuration_of_the_kernels_it_is_given(tmp_pa
     assert r.returncode == 1 and "wrong or failing" in r.stderr, r.stdout[-3000:] + r.stderr[-3000:]
     rep = json.loads((tmp_path / "gemm_sweep.json").read_text())
     assert all(c["outside_tolerance"] > 1000 for shape in rep["shapes"] for c in shape["configs"])
+    # a --cpu report times nothing at the problem's shape: --apply refuses it and writes nothing
+    target = tmp_path / "fast.py"
+    r = subprocess.run([sys.executable, str(sweep), "--apply", str(tmp_path / "gemm_sweep.json"), "--to", str(target)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "no sweep at the problem's shape 8192x2048x8192" in r.stderr, r.stderr
+    assert not target.exists()
+
+
+def _sweep_report(path: Path, rows: list[dict], eager_ms: float = 0.52) -> Path:
+    """A GPU sweep's report at the problem's shape, with the given rows (as gemm_sweep writes them)."""
+    for row in rows:
+        bm, bn, bk, w, s = row.pop("cfg")
+        row.update(config=f"{bm}x{bn}x{bk} w{w} s{s}", CONFIG=dict(BM=bm, BN=bn, BK=bk, num_warps=w, num_stages=s))
+    path.write_text(json.dumps({"shapes": [{"shape": [8192, 2048, 8192], "configs": rows, "eager_forward_ms": eager_ms},
+                                           {"shape": [8192, 1024, 8192], "configs": [], "eager_forward_ms": 0.3}]}))
+    return path
+
+
+def test_gemm_sweep_apply_makes_fast_py_the_fastest_correct_kernel_and_configuration(tmp_path):
+    from assay.kernels.worker import _load
+
+    kernels = ROOT / "benches" / "kernels"
+    gs = _load(str(kernels / "gemm_sweep.py"), "gemm_sweep_under_test")
+    fast, tma = kernels / "candidates" / "3_Gemm_Bias_GELU_Scale_fp16" / "fast.py", kernels / "gemm_variants" / "persistent_tma.py"
+    shape, target = [8192, 2048, 8192], tmp_path / "fast.py"
+    target.write_text(fast.read_text())
+
+    def differing(a: str, b: str) -> list[tuple[str, str]]:
+        la, lb = a.splitlines(), b.splitlines()
+        assert len(la) == len(lb)
+        return [(x, y) for x, y in zip(la, lb) if x != y]
+
+    # the TMA variant is fastest among the correct ones (a faster wrong one and a failing one are passed over)
+    report = _sweep_report(tmp_path / "a.json", [
+        {"kernel": "fast.py", "cfg": (128, 256, 64, 8, 3), "ms": 0.61, "outside_tolerance": 0},
+        {"kernel": "persistent_tma.py", "cfg": (256, 128, 64, 8, 3), "ms": 0.45, "outside_tolerance": 0},
+        {"kernel": "persistent_tma.py", "cfg": (128, 128, 64, 8, 3), "ms": 0.30, "outside_tolerance": 7},
+        {"kernel": "persistent_tma.py", "cfg": (128, 256, 64, 8, 4), "error": "OutOfResources: shared memory"}])
+    said = gs.apply(report, target, shape)
+    assert differing(tma.read_text(), target.read_text()) == [
+        ("CONFIG = dict(BM=128, BN=256, BK=64, num_warps=8, num_stages=3)",
+         "CONFIG = dict(BM=256, BN=128, BK=64, num_warps=8, num_stages=3)")]
+    assert "persistent_tma.py" in said and "1.16x eager" in said and "loses" not in said
+    compile(target.read_text(), str(target), "exec")
+
+    # fast.py's own kernel fastest, but slower than eager: applied, and said that the check will fail
+    report = _sweep_report(tmp_path / "b.json", [
+        {"kernel": "fast.py", "cfg": (128, 128, 64, 4, 4), "ms": 0.60, "outside_tolerance": 0},
+        {"kernel": "persistent_tma.py", "cfg": (256, 128, 64, 8, 3), "ms": 0.66, "outside_tolerance": 0}])
+    said = gs.apply(report, target, shape)
+    assert differing(fast.read_text(), target.read_text()) == [
+        ("CONFIG = dict(BM=128, BN=256, BK=64, num_warps=8, num_stages=3)",
+         "CONFIG = dict(BM=128, BN=128, BK=64, num_warps=4, num_stages=4)")]
+    assert "still loses to eager" in said
+
+    # nothing correct at the problem's shape: an error naming it, the file as it was
+    before = target.read_text()
+    report = _sweep_report(tmp_path / "c.json", [
+        {"kernel": "fast.py", "cfg": (128, 256, 64, 8, 3), "ms": 0.4, "outside_tolerance": 3}])
+    with pytest.raises(ValueError, match="no configuration ran correctly"):
+        gs.apply(report, target, shape)
+    assert target.read_text() == before

@@ -15,6 +15,8 @@ sandbox.
   python benches/kernels/gemm_sweep.py --out $OUT         # on the GPU: one to two minutes
   python benches/kernels/gemm_sweep.py --cpu              # Triton's interpreter, shrunken shapes:
                                                           # correctness of every config only
+  python benches/kernels/gemm_sweep.py --apply gemm_sweep.json   # here, after the GPU call: make
+                                                          # fast.py the fastest correct one it found
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from datetime import datetime, timezone
@@ -64,7 +67,7 @@ def sweep_shape(kernels: list[Path], prob, shape: tuple[int, int, int], device: 
         new = mod.ModelNew(K, N, prob.scale).to(device)
         for bm, bn, bk, warps, stages in CONFIGS:
             mod.CONFIG = dict(BM=bm, BN=bn, BK=bk, num_warps=warps, num_stages=stages)
-            row = {"kernel": path.name, "config": f"{bm}x{bn}x{bk} w{warps} s{stages}"}
+            row = {"kernel": path.name, "config": f"{bm}x{bn}x{bk} w{warps} s{stages}", "CONFIG": dict(mod.CONFIG)}
             label = f"{path.stem:>15} {row['config']:>20}"
             try:
                 t0 = time.perf_counter()
@@ -98,6 +101,50 @@ def sweep_shape(kernels: list[Path], prob, shape: tuple[int, int, int], device: 
     return result
 
 
+CONFIG_LINE = re.compile(r"^CONFIG = dict\(.*\)$", re.MULTILINE)
+
+
+def apply(report_path: Path, target: Path, problem_shape: list[int]) -> str:
+    """Makes `target` (fast.py) the fastest correct kernel and configuration that the sweep in
+    `report_path` found at the problem's shape: that kernel's source (fast.py's own, or the
+    variant's, which is written as a whole candidate) with its CONFIG line set. Returns what it
+    did; raises ValueError, naming what is wrong, when the report cannot say."""
+    try:
+        report = json.loads(report_path.read_text())
+        shapes = report["shapes"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{report_path} is not a gemm_sweep.json ({type(e).__name__}: {e})") from e
+    at = [s for s in shapes if s.get("shape") == problem_shape]
+    if not at:
+        raise ValueError(f"{report_path} has no sweep at the problem's shape {'x'.join(map(str, problem_shape))} "
+                         f"(it has {', '.join('x'.join(map(str, s.get('shape', []))) for s in shapes) or 'none'}): "
+                         "a --cpu sweep runs shrunken shapes and times nothing")
+    right = [r for r in at[0]["configs"] if "ms" in r and r.get("outside_tolerance") == 0]
+    if not right:
+        raise ValueError(f"{report_path}: no configuration ran correctly at the problem's shape; fast.py left as it is")
+    best = min(right, key=lambda r: r["ms"])
+    source = {k.name: k for k in KERNELS}.get(best["kernel"])
+    if source is None:
+        raise ValueError(f"{report_path}: the fastest kernel, {best['kernel']}, is not one of "
+                         f"{', '.join(k.name for k in KERNELS)}")
+    text = source.read_text()
+    if len(CONFIG_LINE.findall(text)) != 1:
+        raise ValueError(f"{source} has no single 'CONFIG = dict(...)' line to set")
+    c = best["CONFIG"]
+    line = (f"CONFIG = dict(BM={int(c['BM'])}, BN={int(c['BN'])}, BK={int(c['BK'])}, "
+            f"num_warps={int(c['num_warps'])}, num_stages={int(c['num_stages'])})")
+    before = target.read_text() if target.is_file() else ""
+    target.write_text(CONFIG_LINE.sub(line, text))
+    eager = at[0].get("eager_forward_ms")
+    vs = f", {eager / best['ms']:.2f}x eager's {eager:.4f} ms" if eager else ""
+    what = (f"{target} is now {source.name} with {line} ({best['ms']:.4f} ms{vs})"
+            + (", unchanged" if before == target.read_text() else ""))
+    if eager and best["ms"] >= eager:
+        what += ("; it still loses to eager at this shape, so the validation's 'fast beats eager' check "
+                 "will fail for this problem")
+    return what
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cpu", action="store_true", help="Triton's interpreter on shrunken shapes: correctness only")
@@ -108,7 +155,19 @@ def main() -> int:
     ap.add_argument("--shapes", default=None,
                     help="MxKxN,... (default: the problem's shape, then the same with K halved, where the "
                          "two elementwise passes fusion saves weigh more against the GEMM)")
+    ap.add_argument("--apply", metavar="GEMM_SWEEP_JSON", default=None,
+                    help="sweep nothing: make --to the fastest correct kernel and configuration at the "
+                         "problem's shape in this report of a GPU sweep")
+    ap.add_argument("--to", default=str(KERNELS[0]), help="the file --apply writes (default: fast.py)")
     args = ap.parse_args()
+    if args.apply:
+        prob = load_module(str(PROBLEM), "gemm_problem")
+        try:
+            print(apply(Path(args.apply), Path(args.to), [prob.batch_size, prob.in_features, prob.out_features]))
+        except ValueError as e:
+            print(f"gemm_sweep --apply: {e}", file=sys.stderr)
+            return 2
+        return 0
     kernels = [Path(k) for k in args.kernels.split(",")]
     if missing := [str(k) for k in kernels if not k.is_file()]:
         ap.error(f"--kernels: no such file: {', '.join(missing)}")
