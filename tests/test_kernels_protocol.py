@@ -767,12 +767,12 @@ def test_the_checks_among_the_timed_calls_catch_an_answer_for_values_that_change
         assert len(audited) == 1  # the census's extra call, once
         drawn = draw_inputs(prob, 1 + c.renewed_at % 2, cpu)[0]  # that buffer set's values before timing
         assert int((c.seen[c.renewed_at][0] != drawn).sum()) > 4000  # all new values there
-        return c, c.wrong(ref, None, "device")
+        mixed = c.seen[c.mixed_at]  # (inputs before, after); the check lets go of them
+        return c, c.wrong(ref, None, "device"), mixed
 
     for secret in (5, 6, 7):
-        c, wrong = run(torch.relu, secret)
+        c, wrong, (old, now) = run(torch.relu, secret)
         assert wrong is None, wrong  # an honest kernel is right on both checked calls
-        old, now = c.seen[c.mixed_at]
         assert 1 <= int((old[0] != now[0]).sum()) <= 32  # a few of 4096 elements
 
         memo = {}
@@ -783,7 +783,7 @@ def test_the_checks_among_the_timed_calls_catch_an_answer_for_values_that_change
                 memo[key] = torch.relu(x)
             return memo[key]
 
-        c, wrong = run(sampled_cache, secret)
+        c, wrong, _ = run(sampled_cache, secret)
         assert wrong and wrong.startswith(f"timed call {c.mixed_at + 1} of {trials} (device time), after "), wrong
         assert "returned the output for the values before" in wrong
 
@@ -792,7 +792,7 @@ def test_the_checks_among_the_timed_calls_catch_an_answer_for_values_that_change
         def wrong_off_distribution(x):  # right on get_inputs' inputs, wrong on the mixed ones: not a cache
             return torch.relu(x) + (1.0 if state.pop("mixed", False) else 0.0)
 
-        c, wrong = run(wrong_off_distribution, secret, on_mixed=lambda: state.update(mixed=True))
+        c, wrong, _ = run(wrong_off_distribution, secret, on_mixed=lambda: state.update(mixed=True))
         assert wrong is None and not state, wrong
 
 
@@ -1123,3 +1123,38 @@ def test_a_reference_that_ran_out_of_device_memory_blames_the_device_not_the_pro
     assert "CUDA out of memory" in short["message"]  # the traceback is kept
     assert "the problem file, or the shapes --shrink gave it, is at fault" in broken["message"]
     assert "device memory" not in broken["message"]
+
+
+def test_an_evaluation_holds_few_copies_of_its_inputs_while_the_candidate_runs():
+    """Memory is what limits how many evaluations share a GPU: the first H200 run ran eight
+    evaluations of 2 GiB problems at once and six ran out of its 141 GB. While the candidate
+    runs, the correctness trials hold at most five input-sized tensors (the trial's inputs, the
+    candidate's copy, the reference outputs it is checked against, its first output), and the
+    timed calls six (the timed inputs, the two checked calls' copies and outputs, the mixed
+    call's inputs before its change), not the whole input sets drawn for checks already made."""
+    torch = pytest.importorskip("torch")
+    import gc
+    import warnings
+
+    from assay.kernels import timing as T
+    from assay.kernels import worker as W
+
+    prob, cpu = _relu_problem(), torch.device("cpu")
+    n = W.draw_inputs(prob, 1, cpu)[0].numel()
+    live: list[int] = []
+
+    def kernel(x):  # counts the input-sized tensors alive (each storage once: a view is no copy)
+        with warnings.catch_warnings():  # isinstance on torch's deprecated module attributes warns
+            warnings.simplefilter("ignore", FutureWarning)
+            live.append(len({t.untyped_storage().data_ptr() for t in gc.get_objects()
+                             if isinstance(t, torch.Tensor) and t.numel() == n}))
+        return torch.relu(x)
+
+    verdict = W.correctness(prob, torch.relu, kernel, cpu, {"trials": 5, "input_seed": 7, "tolerance": None})
+    assert verdict["status"] == "correct" and len(live) == 10, verdict
+    assert max(live) <= 5, live  # 7 when a pristine copy was kept beside the inputs, which no call gets
+    live.clear()
+    spec = {"timing": {"trials": 12, "warmup": 2, "rotate": 1, "baselines": []}, "input_seed": 7, "tolerance": None}
+    out = W.timing(prob, torch.relu, kernel, cpu, spec, T, picks=iter(range(1000, 2000)))
+    assert "wrong_while_timed" not in out and len(out["checked_calls"]) >= 2, out
+    assert max(live) <= 6, live  # 9 when the drawn sets stayed after their checked calls

@@ -108,6 +108,7 @@ def measure(fn: Callable[..., Any], arg_sets: Sequence[Sequence[Any]], backend: 
                 after(i, arg_sets[i % r])
                 if i in kept:
                     kept[i] = out
+                out = None  # its memory is free for the next call's output, as in a plain loop
             backend.synchronize()
             times = [s.elapsed_time(e) for s, e in pairs]
         else:
@@ -125,6 +126,7 @@ def measure(fn: Callable[..., Any], arg_sets: Sequence[Sequence[Any]], backend: 
                 times.append(s.elapsed_time(e))
                 if i in kept:
                     kept[i] = out
+                out = None
     finally:
         if collecting:
             gc.enable()

@@ -517,9 +517,10 @@ def reference_change(first: Any, later: Any) -> float:
             if not torch.equal(x, y):
                 return math.inf
             continue
-        x64, y64 = x.double(), y.double()
-        need = float(((y64 - x64).abs() / (1.0 + x64.abs())).max())
-        worst = max(worst, need if need == need else math.inf)  # NaN: not a constant
+        for xc, yc in _chunks(x, y):  # in slices: fp64 copies of a whole output are 4x an fp32 one
+            x64, y64 = xc.double(), yc.double()
+            need = float(((y64 - x64).abs() / (1.0 + x64.abs())).max())
+            worst = max(worst, need if need == need else math.inf)  # NaN: not a constant
     return worst
 
 
@@ -528,9 +529,12 @@ def _same(xs: list, ys: list) -> bool:
 
     for x, y in zip(xs, ys):
         if isinstance(x, torch.Tensor):
-            if x.shape != y.shape or not torch.equal(x.nan_to_num(0.0) if x.is_floating_point() else x,
-                                                     y.nan_to_num(0.0) if y.is_floating_point() else y):
+            if x.shape != y.shape:
                 return False
+            for xc, yc in _chunks(x, y):  # in slices: nan_to_num copies
+                if not torch.equal(xc.nan_to_num(0.0) if x.is_floating_point() else xc,
+                                   yc.nan_to_num(0.0) if y.is_floating_point() else yc):
+                    return False
     return True
 
 
@@ -601,7 +605,6 @@ def correctness(prob, ref, new, device, spec: dict, phase=_nothing, watch=_nothi
             inputs = draw_inputs(prob, seed + 1 + t, device)
         except Exception:
             return _problem_broken("the problem's get_inputs()", t)
-        pristine = _clone(inputs)
         order = "reference first" if t % 2 == 0 else "candidate first"
         cand_in = _clone(inputs)
         with torch.no_grad():
@@ -638,11 +641,13 @@ def correctness(prob, ref, new, device, spec: dict, phase=_nothing, watch=_nothi
             else:
                 constant_passes = constant_passes and compare(ref_out, first_ref, tol) is None
                 change = max(change, reference_change(first_ref, ref_out))
-            if not _same(cand_in, pristine):
+            if not _same(cand_in, inputs):  # `inputs` went to no call: each got its own copy
                 return {"status": "mutated", "trial": t,
                         "message": f"trial {t}: the candidate changed its input tensors in place"}
+            again_in = _clone(inputs)
+            del inputs  # one input set less at the peak; cand_in stays, so again_in has its own address
             try:
-                again = candidate(_clone(inputs))
+                again = candidate(again_in)
             except Exception:
                 return {"status": "runtime", "trial": t, "message": f"trial {t} second call raised:\n{_tb()}"}
             diff = compare(new_out, again, tol)
@@ -650,7 +655,7 @@ def correctness(prob, ref, new, device, spec: dict, phase=_nothing, watch=_nothi
                 return {"status": "nondeterministic", "trial": t,
                         "message": f"trial {t}: calling the candidate twice on the same input gave "
                                    f"different results: {diff}"}
-        del ref_out, new_out, again
+        del ref_out, new_out, again, again_in
     return {"status": "correct", "trials": trials, "constant_passes": constant_passes,
             "reference_change": change if trials > 1 and math.isfinite(change) else None,
             "output_elements": sum(x.numel() for x in _flat(first_ref) if isinstance(x, torch.Tensor))}
@@ -761,13 +766,12 @@ def _undo(undo: list) -> None:
         into[at] = old
 
 
-def _mix(bufs: list, values: list, places: list) -> tuple[list, list]:
-    """The mixed call's change: `values` written in place at `places`, so a cache keyed on a
-    sample of the values most likely sees none and answers with the output of the values before.
-    Returns copies of the arguments before and after."""
-    old = _clone(list(bufs))
-    _write_at(bufs, values, places)
-    return old, _clone(list(bufs))
+def _shapes_only(values: list) -> list:
+    """`values` with each tensor replaced by its shape and dtype, all that `_write_at` reads of it
+    when given pools: the tensor's memory is let go."""
+    import torch
+
+    return [types.SimpleNamespace(shape=v.shape, dtype=v.dtype) if isinstance(v, torch.Tensor) else v for v in values]
 
 
 class TimedChecks:
@@ -777,7 +781,7 @@ class TimedChecks:
     - the renewed call: its buffers first get all-new values, in place (`_refill`), so a cache keyed
       on the tensor, its address or its version answers stale; its output is checked, and its
       time too (`slow_when_inputs_change`: a cache that sees the change works only there);
-    - the mixed call: a few of its buffers' elements get new values, in place (`_mix`), so a cache
+    - the mixed call: a few of its buffers' elements get new values, in place (`mix`), so a cache
       keyed on sampled values answers with the output of the values before, which is checked for.
       These inputs are outside what get_inputs() draws (a symmetric matrix is no longer symmetric),
       so a kernel may rightly get them wrong: only an output that is the old values' counts;
@@ -806,11 +810,21 @@ class TimedChecks:
             self.audit(args)
         if i == self.renewed_at:
             self.seen[i] = _refill(args, self.fresh)
+            self.fresh = None  # a whole input set's memory, no longer needed
         elif i == self.mixed_at:
-            self.seen[i] = _mix(args, self.mix_values, self.mix_at)
+            self.seen[i] = self.mix(args)
         else:
             pools = [p if p is None else p.roll(-i) for p in self.nudge_pools]  # this call's own value first
             self.undo = _write_at(args, self.mix_values, [_one(place, i) for place in self.nudge_at], pools)
+
+    def mix(self, args: list) -> tuple[list, list]:
+        """The mixed call's change: the drawn values written in place at `mix_at`, so a cache keyed
+        on a sample of the values most likely sees none and answers with the output of the values
+        before. Returns copies of the arguments before and after."""
+        old = _clone(list(args))
+        _write_at(args, self.mix_values, self.mix_at)
+        self.mix_values = _shapes_only(self.mix_values)  # the later nudges need none of its memory
+        return old, _clone(list(args))
 
     def after(self, i: int, args: list) -> None:
         _undo(self.undo)
@@ -821,12 +835,12 @@ class TimedChecks:
         import torch
 
         k = self.renewed_at
-        diff = compare(ref(*self.seen[k]), self.kept[k], tol)
+        diff = compare(ref(*self.seen.pop(k)), self.kept.pop(k), tol)  # popped: an input set and an output less
         if diff:
             return f"timed call {k + 1} of {self.trials} ({mode} time): {diff}"
         if self.mixed_at >= 0:
             m = self.mixed_at
-            old, now = self.seen[m]
+            old, now = self.seen.pop(m)
             right = ref(*now)
             diff = compare(right, self.kept[m], tol)
             if diff and answered_before(ref(*old), right, self.kept[m], tol):
