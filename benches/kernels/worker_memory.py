@@ -8,13 +8,13 @@ process): `check` (correctness only), `flag` (correctness, then a short timed ru
 the baseline, on one input set) and `timed` (as a fast kernel's run: four rotated input sets,
 fewer trials than the GPU's 3 x 100, which the memory does not depend on). The problem is a ReLU whose input is
 `--rows` x 16384 fp32, the candidate a C++ `load_inline` ReLU (the Triton interpreter is too slow
-for such sizes). Each kind runs at a third of `--rows` and at `--rows`; the multiple is the growth
+for such sizes). Each kind runs at a quarter of `--rows` and at `--rows`; the multiple is the growth
 of the worker's peak resident memory between the two over the growth of the input, so what does
 not grow with the input (torch itself; the comparisons' fixed-size slices) drops out. Both sizes
 are past the 2**24 elements those slices hold. On a GPU the caching allocator keeps at least the
 live peak, so this is a floor for the device memory an evaluation needs per input byte.
 
-    python benches/kernels/worker_memory.py            # ~4 minutes on 2 cores; writes
+    python benches/kernels/worker_memory.py            # ~12 minutes on 2 cores; writes
                                                        # benches/results/kernels_worker_memory.{json,md}
 """
 
@@ -90,8 +90,8 @@ def one(kind: str, rows: int, cache: str) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rows", type=int, default=6144,
-                    help="rows of the large input (x 16384 fp32; 6144: 384 MiB); the small one has a third")
+    ap.add_argument("--rows", type=int, default=10240,
+                    help="rows of the large input (x 16384 fp32; 10240: 640 MiB); the small one has a quarter")
     ap.add_argument("--kinds", default=",".join(KINDS))
     ap.add_argument("--out", default=str(ROOT / "benches" / "results"))
     ap.add_argument("--one", nargs=3, metavar=("KIND", "ROWS", "CACHE"), help=argparse.SUPPRESS)
@@ -111,12 +111,12 @@ def main() -> int:
             raise SystemExit(f"worker_memory: the {kind} run at {rows} rows failed:\n{r.stderr[-3000:]}")
         return json.loads(r.stdout.strip().splitlines()[-1])
 
-    if args.rows // 3 * DIM < 2 ** 24:
-        ap.error("--rows: at least 3072, so that both inputs fill the comparisons' slices of 2**24 elements")
+    if args.rows // 4 * DIM < 2 ** 24:
+        ap.error("--rows: at least 4096, so that both inputs fill the comparisons' slices of 2**24 elements")
     child("build", 16)
     rows_out = []
     for kind in kinds:
-        small, large = child(kind, args.rows // 3), child(kind, args.rows)
+        small, large = child(kind, args.rows // 4), child(kind, args.rows)
         if small["status"] != "correct" or large["status"] != "correct":
             raise SystemExit(f"worker_memory: the candidate was not correct: {small} {large}")
         multiple = (large["peak_rss_bytes"] - small["peak_rss_bytes"]) / (large["input_bytes"] - small["input_bytes"])
@@ -135,7 +135,7 @@ def main() -> int:
     lines = ["# Kernel evaluation: peak memory per input byte (CPU)", "",
              f"Command: `{report['command']}`  ", f"Date: {report['date']}  ", f"Machine: {report['machine']}", "",
              "| kind | small input | peak | large input | peak | growth of the peak per input byte |",
-             "|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|"]
     for r in rows_out:
         lines.append(f"| {r['kind']} | {r['small']['input_bytes'] / 2**20:.0f} MiB | "
                      f"{r['small']['peak_rss_bytes'] / 2**20:.0f} MiB | {r['large']['input_bytes'] / 2**20:.0f} MiB | "
