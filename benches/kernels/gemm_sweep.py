@@ -92,13 +92,18 @@ def sweep_shape(kernels: list[Path], prob, shape: tuple[int, int, int], device: 
             lambda: torch.nn.functional.linear(x, ref.linear.weight, ref.linear.bias), return_mode="median")
         print(f"eager forward {result['eager_forward_ms']:.4f} ms; its GEMM alone (cuBLAS) "
               f"{result['cublas_linear_ms']:.4f} ms", flush=True)
-        right = [r for r in result["configs"] if "ms" in r and r["outside_tolerance"] == 0]
-        if right:
-            best = min(right, key=lambda r: r["ms"])
+        best = fastest_correct(result["configs"])
+        if best:
             result["best"] = f"{best['kernel']} {best['config']}"
             result["best_speedup_over_eager"] = round(result["eager_forward_ms"] / best["ms"], 3)
             print(f"fastest correct: {result['best']}, {result['best_speedup_over_eager']:.2f}x eager", flush=True)
     return result
+
+
+def fastest_correct(rows: list[dict]) -> dict | None:
+    """The timed row with no element outside the tolerance and the lowest median, or None."""
+    right = [r for r in rows if "ms" in r and r.get("outside_tolerance") == 0]
+    return min(right, key=lambda r: r["ms"]) if right else None
 
 
 CONFIG_LINE = re.compile(r"^CONFIG = dict\(.*\)$", re.MULTILINE)
@@ -119,10 +124,9 @@ def apply(report_path: Path, target: Path, problem_shape: list[int]) -> str:
         raise ValueError(f"{report_path} has no sweep at the problem's shape {'x'.join(map(str, problem_shape))} "
                          f"(it has {', '.join('x'.join(map(str, s.get('shape', []))) for s in shapes) or 'none'}): "
                          "a --cpu sweep runs shrunken shapes and times nothing")
-    right = [r for r in at[0]["configs"] if "ms" in r and r.get("outside_tolerance") == 0]
-    if not right:
+    best = fastest_correct(at[0]["configs"])
+    if best is None:
         raise ValueError(f"{report_path}: no configuration ran correctly at the problem's shape; fast.py left as it is")
-    best = min(right, key=lambda r: r["ms"])
     source = {k.name: k for k in KERNELS}.get(best["kernel"])
     if source is None:
         raise ValueError(f"{report_path}: the fastest kernel, {best['kernel']}, is not one of "
@@ -133,12 +137,12 @@ def apply(report_path: Path, target: Path, problem_shape: list[int]) -> str:
     c = best["CONFIG"]
     line = (f"CONFIG = dict(BM={int(c['BM'])}, BN={int(c['BN'])}, BK={int(c['BK'])}, "
             f"num_warps={int(c['num_warps'])}, num_stages={int(c['num_stages'])})")
-    before = target.read_text() if target.is_file() else ""
-    target.write_text(CONFIG_LINE.sub(line, text))
+    new = CONFIG_LINE.sub(line, text)
+    unchanged = target.is_file() and target.read_text() == new
+    target.write_text(new)
     eager = at[0].get("eager_forward_ms")
     vs = f", {eager / best['ms']:.2f}x eager's {eager:.4f} ms" if eager else ""
-    what = (f"{target} is now {source.name} with {line} ({best['ms']:.4f} ms{vs})"
-            + (", unchanged" if before == target.read_text() else ""))
+    what = f"{target} is now {source.name} with {line} ({best['ms']:.4f} ms{vs})" + (", unchanged" if unchanged else "")
     if eager and best["ms"] >= eager:
         what += ("; it still loses to eager at this shape, so the validation's 'fast beats eager' check "
                  "will fail for this problem")
