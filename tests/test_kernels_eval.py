@@ -161,10 +161,10 @@ def test_a_cache_keyed_on_the_input_tensor_and_its_version_is_caught_while_timed
     assert "cached for an input seen before" in v.message and v.speedup is None
 
 
-def _timed_on_full_relu(tmp_path, candidate: str):
+def _timed_on_full_relu(tmp_path, candidate: str, repeats: int = 1):
     full = load_problem(HERE / "problems" / "level1" / "1_ReLU.py")  # large enough that the work shows
     cfg = EvalConfig(device="cpu", cache_dir=str(tmp_path), timing=True, warmup=4, timing_trials=15,
-                     baselines=("eager",), policy=GatePolicy(allow_cpp=True))
+                     repeats=repeats, baselines=("eager",), policy=GatePolicy(allow_cpp=True))
     return KernelEvaluator(cfg).evaluate(full, src(candidate), candidate)
 
 
@@ -177,12 +177,87 @@ def test_a_cache_keyed_on_a_few_sampled_input_values_answers_stale_where_a_few_v
     assert "input elements got new values in place, returned the output for the values before" in v.message
 
 
-def test_a_cache_keyed_on_many_sampled_input_values_is_flagged_by_its_time(tmp_path):
-    # its samples see every change, so it is right on every check, and it skipped the work on
-    # timing's repeated inputs but where a one-element change hit one of its samples (1 in 16): the
-    # one timed call with all-new values is the slow one, in every measurement. 15 timed calls, so
-    # over half of the 13 nudged ones would have to be hit to hide it (about 1 run in 10^5)
-    v = _timed_on_full_relu(tmp_path, "cheat_strided_value_cache")
+def test_a_cache_keyed_on_many_sampled_input_values_answers_stale_where_one_value_changes(tmp_path):
+    # its samples (every 16th value) see every check that changes many values, so it is right there,
+    # and it skips the work on timing's repeated inputs; the nudge-checked call changes one value,
+    # which it misses 15 times in 16 and which moves a ReLU's output 3 times in 4: caught in each
+    # measurement 7 times in 10, missed in all ten of these about 5 times in 10^6 runs (before the
+    # nudge-checked call, only its time gave it away)
+    v = _timed_on_full_relu(tmp_path, "cheat_strided_value_cache", repeats=5)
+    assert v.status == "mismatch" and v.message.startswith("right when checked, wrong while timed"), v.message
+    assert "after 1 of its input elements got new values in place, returned the output for the values before" \
+        in v.message and v.speedup is None
+
+
+ROW_MEAN = """import torch
+import torch.nn as nn
+
+
+class Model(nn.Module):
+    def forward(self, x):
+        return x.mean(dim=1)
+
+
+def get_inputs():
+    return [torch.randn(16, 65536)]
+
+
+def get_init_inputs():
+    return []
+"""
+
+ROW_MEAN_STRIDED_CACHE = '''import torch
+import torch.nn as nn
+from torch.utils.cpp_extension import load_inline
+
+cpp_src = r"""
+#include <vector>
+
+struct Seen { const float* at; int64_t n; std::vector<float> sample; torch::Tensor out; };
+static std::vector<Seen> seen;
+
+torch::Tensor row_mean_cached(torch::Tensor x) {
+    auto xc = x.contiguous();
+    const float* p = xc.data_ptr<float>();
+    int64_t rows = xc.size(0), cols = xc.size(1), n = xc.numel();
+    std::vector<float> sample;
+    for (int64_t i = 0; i < n; i += 128) sample.push_back(p[i]);
+    for (const auto& s : seen)
+        if (s.at == p && s.n == n && s.sample == sample) return s.out;
+    auto y = torch::empty({rows}, xc.options());
+    float* q = y.data_ptr<float>();
+    for (int64_t r = 0; r < rows; ++r) {
+        double acc = 0.0;
+        for (int64_t c = 0; c < cols; ++c) acc += p[r * cols + c];
+        q[r] = static_cast<float>(acc / cols);
+    }
+    seen.push_back({p, n, sample, y});
+    return y;
+}
+"""
+
+ext = load_inline(name="row_mean_strided_cache_ext", cpp_sources=cpp_src, functions=["row_mean_cached"],
+                  extra_cflags=["-O2"], verbose=False)
+
+
+class ModelNew(nn.Module):
+    def forward(self, x):
+        return ext.row_mean_cached(x)
+'''
+
+
+def test_a_cache_whose_stale_answers_stay_within_the_tolerance_is_flagged_by_its_time(tmp_path):
+    # a row mean over 65536 values: one changed value moves its row's mean by about 2e-5, inside fp32's
+    # 1e-4, so the answer a cache keyed on every 128th value gives for the values before is a right
+    # one, and no check of an output can tell; it skipped the work on timing's repeated inputs, and
+    # the one timed call with all-new values, where it had to work, is the slow one in every
+    # measurement. 15 timed calls, so over half of the 13 nudged ones would have to hit one of its
+    # samples (1 in 128) to hide it
+    (tmp_path / "row_mean.py").write_text(ROW_MEAN)
+    problem = load_problem(tmp_path / "row_mean.py")
+    cfg = EvalConfig(device="cpu", cache_dir=str(tmp_path / "cache"), timing=True, warmup=4, timing_trials=15,
+                     baselines=("eager",), policy=GatePolicy(allow_cpp=True))
+    v = KernelEvaluator(cfg).evaluate(problem, ROW_MEAN_STRIDED_CACHE, "row_mean_cache")
     checked = v.timing["checked_calls"]
     assert v.correct and len(checked) == 6, (v.message, checked)  # flagged in 2, confirmed in 4 more
     assert any("the others (6 measurements)" in r and "results cached by input values" in r for r in v.review), \

@@ -757,13 +757,49 @@ def _write_at(bufs: list, values: list, places: list, pools: list | None = None)
         else:  # argmax picks the first differing value, or the pool's first where none differs
             first = (pools[j] != old.reshape(-1)).int().argmax(0, keepdim=True)
             into[at] = pools[j].gather(0, first).reshape(old.shape)
-        undo.append((into, at, old))
+        undo.append((j, into, at, old))
     return undo
 
 
 def _undo(undo: list) -> None:
-    for into, at, old in reversed(undo):
+    for _, into, at, old in reversed(undo):
         into[at] = old
+
+
+def _snapshot(xs: list) -> list:
+    """A copy of the arguments in which the places `_write_at` writes can be written too: a
+    broadcast dimension stays broadcast (one copy of each memory element, as `_distinct` cuts it);
+    an overlapping tensor, which is never written, is copied whole."""
+    import torch
+
+    out = []
+    for x in xs:
+        if isinstance(x, torch.Tensor):
+            cut = _distinct(x)
+            x = x.clone() if cut is None else x[cut].clone().expand(x.shape)
+        out.append(x)
+    return out
+
+
+def _shares_memory(xs: list) -> bool:
+    """True when two of the tensor arguments are views of one storage: a write through one shows in
+    the other, which a per-argument copy cannot repeat. Host-only (no device sync)."""
+    import torch
+
+    ptrs = [x.untyped_storage().data_ptr() for x in xs if isinstance(x, torch.Tensor) and x.numel()]
+    return len(ptrs) != len(set(ptrs))
+
+
+def _written(undo: list) -> list:
+    """Per write `_write_at` made: (argument, place, value before, value now), copies of the few
+    elements, enough to make the same change in a `_snapshot` (`_rewrite`)."""
+    return [(j, at, old, into[at] if at else into.clone()) for j, into, at, old in undo]
+
+
+def _rewrite(snap: list, written: list, now: bool) -> None:
+    """Puts `written`'s values now (or, `now` False, before) in their places in `snap`."""
+    for j, at, old, new in (written if now else reversed(written)):
+        snap[j].data[_distinct(snap[j])][at] = new if now else old
 
 
 def _shapes_only(values: list) -> list:
@@ -788,20 +824,29 @@ class TimedChecks:
     - every other timed call: one element of each input gets a new value just before it and its
       old one back just after (`after`), so no two timed calls see the same input values, and a
       cache keyed on all of them (a checksum) must work in every one. One element, undone, so a
-      cache keyed on a sample still holds the output of the values the mixed call starts from."""
+      cache keyed on a sample still holds the output of the values the mixed call starts from;
+    - one of those, the nudge-checked call, is checked as the mixed one is: a cache keyed on a
+      sample dense enough to see the mixed call's changes (one value in 16, say) misses its one
+      changed element (15 times in 16) and answers with the output of the values before.
+    The two in-place checks keep a copy of the inputs from before the change and the few values
+    written (`_change`), not a second copy."""
 
     def __init__(self, prob, device, picks, trials: int, audit) -> None:
         renew, audit_at, mix_seed, mix_place = [next(picks) for _ in range(4)]
         self.trials, self.audit = trials, audit
         self.renewed_at, self.audit_at = renew % trials, audit_at % trials
         self.mixed_at = (self.renewed_at + 1 + mix_place % (trials - 1)) % trials if trials > 1 else -1
+        nudged = [i for i in range(trials) if i not in (self.renewed_at, self.mixed_at)]
+        # drawn after a secret seed, as the other places are
+        self.nudge_checked_at = nudged[random.Random(mix_seed + 2).randrange(len(nudged))] if nudged else -1
         self.fresh = draw_inputs(prob, renew, device)
         self.mix_values = draw_inputs(prob, mix_seed, device) if self.mixed_at >= 0 else []
         self.mix_at = _positions(self.mix_values, mix_seed, lambda n: min(n, max(MIX_MIN, n // MIX_SHARE)))
         self.nudge_at = _positions(self.mix_values, mix_seed + 1, lambda n: trials)
         self.nudge_pools = [None if p is None else v[p[0]][p[1]].reshape(-1)  # the values drawn at its places
                             for v, p in zip(self.mix_values, self.nudge_at)]
-        self.kept: dict[int, Any] = {i: None for i in (self.renewed_at, self.mixed_at) if i >= 0}
+        self.kept: dict[int, Any] = {i: None for i in (self.renewed_at, self.mixed_at, self.nudge_checked_at)
+                                     if i >= 0}
         self.seen: dict[int, Any] = {}
         self.undo: list = []
 
@@ -812,19 +857,26 @@ class TimedChecks:
             self.seen[i] = _refill(args, self.fresh)
             self.fresh = None  # a whole input set's memory, no longer needed
         elif i == self.mixed_at:
-            self.seen[i] = self.mix(args)
+            self.seen[i], _ = self._change(args, lambda: _write_at(args, self.mix_values, self.mix_at))
+            self.mix_values = _shapes_only(self.mix_values)  # the later nudges need none of its memory
         else:
             pools = [p if p is None else p.roll(-i) for p in self.nudge_pools]  # this call's own value first
-            self.undo = _write_at(args, self.mix_values, [_one(place, i) for place in self.nudge_at], pools)
+            places = [_one(place, i) for place in self.nudge_at]
+            if i == self.nudge_checked_at:
+                self.seen[i], self.undo = self._change(args, lambda: _write_at(args, self.mix_values, places, pools))
+            else:
+                self.undo = _write_at(args, self.mix_values, places, pools)
 
-    def mix(self, args: list) -> tuple[list, list]:
-        """The mixed call's change: the drawn values written in place at `mix_at`, so a cache keyed
-        on a sample of the values most likely sees none and answers with the output of the values
-        before. Returns copies of the arguments before and after."""
-        old = _clone(list(args))
-        _write_at(args, self.mix_values, self.mix_at)
-        self.mix_values = _shapes_only(self.mix_values)  # the later nudges need none of its memory
-        return old, _clone(list(args))
+    @staticmethod
+    def _change(args: list, write) -> tuple[tuple, list]:
+        """Makes the change `write()` (a `_write_at`) in place. Returns what the check needs to
+        remake the inputs before and after it (a copy from before, and the values written, or,
+        where two arguments share memory, a copy from after too) and what undoes the change."""
+        before = _snapshot(list(args))
+        undo = write()
+        if _shares_memory(args):
+            return (before, None, _clone(list(args))), undo
+        return (before, _written(undo), None), undo
 
     def after(self, i: int, args: list) -> None:
         _undo(self.undo)
@@ -832,22 +884,36 @@ class TimedChecks:
 
     def wrong(self, ref, tol, mode: str) -> str | None:
         """What the checked calls' outputs show wrong, or None."""
-        import torch
-
         k = self.renewed_at
         diff = compare(ref(*self.seen.pop(k)), self.kept.pop(k), tol)  # popped: an input set and an output less
         if diff:
             return f"timed call {k + 1} of {self.trials} ({mode} time): {diff}"
-        if self.mixed_at >= 0:
-            m = self.mixed_at
-            old, now = self.seen.pop(m)
-            right = ref(*now)
-            diff = compare(right, self.kept[m], tol)
-            if diff and answered_before(ref(*old), right, self.kept[m], tol):
-                changed = sum(int((a != b).sum()) for a, b in zip(old, now) if isinstance(a, torch.Tensor))
-                return (f"timed call {m + 1} of {self.trials} ({mode} time), after {changed} of its input elements "
-                        f"got new values in place, returned the output for the values before: {diff}")
+        for k in (self.mixed_at, self.nudge_checked_at):
+            if k >= 0 and (stale := self._answered_before(k, ref, tol)):
+                return f"timed call {k + 1} of {self.trials} ({mode} time), {stale}"
         return None
+
+    def _answered_before(self, k: int, ref, tol) -> str | None:
+        """Whether call `k`, whose inputs changed in place just before it, returned the output for
+        the values before the change (said how), or None."""
+        import torch
+
+        (before, written, after), got = self.seen.pop(k), self.kept.pop(k)
+        if written is None:
+            now, changed = after, sum(int((a != b).sum()) for a, b in zip(before, after) if isinstance(a, torch.Tensor))
+        else:
+            _rewrite(before, written, now=True)
+            now, changed = before, sum(int((old != new).sum()) for _, _, old, new in written)
+        right = ref(*now)
+        diff = compare(right, got, tol)
+        if not diff:
+            return None
+        if written is not None:
+            _rewrite(before, written, now=False)
+        if not answered_before(ref(*before), right, got, tol):
+            return None
+        return (f"after {changed} of its input elements got new values in place, returned the output for the "
+                f"values before: {diff}")
 
     def renewed_time(self, times: list[float], mode: str) -> list:
         """[the renewed call's time, the median of the calls on repeated inputs, the timing mode].
