@@ -175,6 +175,21 @@ def test_gemm_sweep_checks_every_configuration_of_the_kernels_it_is_given(tmp_pa
     assert not target.exists()
 
 
+def test_gemm_sweep_starts_no_configuration_past_its_budget_and_still_writes_its_report(tmp_path):
+    # a GPU call killed at its limit returns nothing its script had not written: the sweep stops
+    # starting configurations at --budget-s (150 s by default on the GPU) and writes what it has
+    sweep = ROOT / "benches" / "kernels" / "gemm_sweep.py"
+    fast = ROOT / "benches" / "kernels" / "candidates" / "3_Gemm_Bias_GELU_Scale_fp16" / "fast.py"
+    r = subprocess.run([sys.executable, str(sweep), "--cpu", "--kernels", str(fast), "--shapes", "300x96x520",
+                        "--budget-s", "0", "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "10 configurations not run at this shape: past --budget-s" in r.stdout, r.stdout
+    rep = json.loads((tmp_path / "gemm_sweep.json").read_text())
+    rows = rep["shapes"][0]["configs"]
+    assert rep["budget_s"] == 0 and len(rows) == 10
+    assert all(row["skipped"] == "not run: past --budget-s" and "outside_tolerance" not in row for row in rows)
+
+
 def _sweep_report(path: Path, rows: list[dict], eager_ms: float = 0.52) -> Path:
     """A GPU sweep's report at the problem's shape, with the given rows (as gemm_sweep writes them)."""
     for row in rows:

@@ -12,7 +12,9 @@ torch.nn.functional.linear). The fastest correct kernel and configuration at the
 is what fast.py should be. Our own kernels, not model code: they run in this process, not in the
 sandbox.
 
-  python benches/kernels/gemm_sweep.py --out $OUT         # on the GPU: one to two minutes
+  python benches/kernels/gemm_sweep.py --out $OUT         # on the GPU: one to two minutes; no config
+                                                          # starts after --budget-s (150 s), and the
+                                                          # report is rewritten after every config
   python benches/kernels/gemm_sweep.py --cpu              # Triton's interpreter, shrunken shapes:
                                                           # correctness of every config only
   python benches/kernels/gemm_sweep.py --apply gemm_sweep.json   # here, after the GPU call: make
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import sys
@@ -48,9 +51,12 @@ CONFIGS = [
 ]
 
 
-def sweep_shape(kernels: list[Path], prob, shape: tuple[int, int, int], device: str, timed: bool) -> dict:
+def sweep_shape(kernels: list[Path], prob, shape: tuple[int, int, int], device: str, timed: bool,
+                into: list, deadline: float = math.inf, saved=lambda: None) -> dict:
     """Every kernel under every configuration on one (M, K, N): output checked against eager, timed.
-    Runs under torch.no_grad() (main)."""
+    The shape's result is appended to `into` first and `saved()` is called after every
+    configuration, so a call killed at its limit still has what ran; no configuration starts after
+    `deadline` (time.monotonic()), eager is timed all the same. Runs under torch.no_grad() (main)."""
     import torch
     import triton
 
@@ -61,6 +67,7 @@ def sweep_shape(kernels: list[Path], prob, shape: tuple[int, int, int], device: 
     want = ref(x)
     print(f"M={M} K={K} N={N}", flush=True)
     result: dict = {"shape": [M, K, N], "configs": []}
+    into.append(result)
     for i, path in enumerate(kernels):
         mod = load_module(str(path), f"gemm_kernel_{i}")
         torch.manual_seed(0)  # the reference's weights, as the evaluation builds both
@@ -69,6 +76,10 @@ def sweep_shape(kernels: list[Path], prob, shape: tuple[int, int, int], device: 
             mod.CONFIG = dict(BM=bm, BN=bn, BK=bk, num_warps=warps, num_stages=stages)
             row = {"kernel": path.name, "config": f"{bm}x{bn}x{bk} w{warps} s{stages}", "CONFIG": dict(mod.CONFIG)}
             label = f"{path.stem:>15} {row['config']:>20}"
+            if time.monotonic() > deadline:
+                row["skipped"] = "not run: past --budget-s"
+                result["configs"].append(row)
+                continue
             try:
                 t0 = time.perf_counter()
                 out = new(x)
@@ -77,6 +88,7 @@ def sweep_shape(kernels: list[Path], prob, shape: tuple[int, int, int], device: 
                 # (reported, and on the CPU, where every config runs in the interpreter, a failure)
                 row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
                 result["configs"].append(row)
+                saved()
                 print(f"{label}  {row['error']}", flush=True)
                 continue
             row["outside_tolerance"] = int((~torch.isclose(out.float(), want.float(), atol=1e-2, rtol=1e-2)).sum())
@@ -84,6 +96,7 @@ def sweep_shape(kernels: list[Path], prob, shape: tuple[int, int, int], device: 
                 row["ms"] = triton.testing.do_bench(lambda: new(x), return_mode="median")
                 row["tflops"] = round(2 * M * N * K / row["ms"] / 1e9, 1)
             result["configs"].append(row)
+            saved()
             timing = f"{row['ms']:8.4f} ms  {row['tflops']:6.1f} TFLOP/s" if timed else "interpreter, not timed"
             print(f"{label}  {timing}  {row['outside_tolerance']} outside 1e-2", flush=True)
     if timed:
@@ -97,6 +110,9 @@ def sweep_shape(kernels: list[Path], prob, shape: tuple[int, int, int], device: 
             result["best"] = f"{best['kernel']} {best['config']}"
             result["best_speedup_over_eager"] = round(result["eager_forward_ms"] / best["ms"], 3)
             print(f"fastest correct: {result['best']}, {result['best_speedup_over_eager']:.2f}x eager", flush=True)
+    if skipped := sum("skipped" in r for r in result["configs"]):
+        print(f"{skipped} configurations not run at this shape: past --budget-s", flush=True)
+    saved()
     return result
 
 
@@ -163,6 +179,9 @@ def main() -> int:
                     help="sweep nothing: make --to the fastest correct kernel and configuration at the "
                          "problem's shape in this report of a GPU sweep")
     ap.add_argument("--to", default=str(KERNELS[0]), help="the file --apply writes (default: fast.py)")
+    ap.add_argument("--budget-s", type=float, default=None,
+                    help="start no configuration after this many seconds (default: 150 on the GPU, so a call of "
+                         "240 s ends with its report; none on --cpu); eager is timed all the same")
     args = ap.parse_args()
     if args.apply:
         prob = load_module(str(PROBLEM), "gemm_problem")
@@ -196,15 +215,25 @@ def main() -> int:
     else:
         shapes = [(prob.batch_size, prob.in_features, prob.out_features),
                   (prob.batch_size, prob.in_features // 2, prob.out_features)]
-    with torch.no_grad():
-        results = [sweep_shape(kernels, prob, s, "cpu" if args.cpu else "cuda", not args.cpu) for s in shapes]
+    budget = args.budget_s if args.budget_s is not None else (math.inf if args.cpu else 150.0)
+    deadline = time.monotonic() + budget
+    results: list[dict] = []
     report = {"command": " ".join(["python", *sys.argv]), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "problem": PROBLEM.name, "kernels": [str(k) for k in kernels],
               "device": "cpu (interpreter)" if args.cpu else torch.cuda.get_device_name(),
-              "torch": torch.__version__, "triton": triton.__version__, "shapes": results}
-    if args.out:
-        Path(args.out).mkdir(parents=True, exist_ok=True)
-        (Path(args.out) / "gemm_sweep.json").write_text(json.dumps(report, indent=2))
+              "torch": torch.__version__, "triton": triton.__version__, "budget_s": None if budget == math.inf else budget,
+              "shapes": results}
+    out = Path(args.out) / "gemm_sweep.json" if args.out else None
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+
+    def save() -> None:
+        if out:
+            out.write_text(json.dumps(report, indent=2))
+
+    with torch.no_grad():
+        for shape in shapes:
+            sweep_shape(kernels, prob, shape, "cpu" if args.cpu else "cuda", not args.cpu, results, deadline, save)
     wrong = [f"{r['kernel']} {r['config']} at {'x'.join(map(str, res['shape']))}" for res in results
              for r in res["configs"] if r.get("outside_tolerance") or (args.cpu and "error" in r)]
     if wrong:
